@@ -1,0 +1,114 @@
+"""The dashboard engine: the store's index kept fresh, the metrics computed, recent results cached.
+
+Freshness (CONTRACT.md section 8): every call reads the store's `data_version` (one indexed row), so an
+import committed by any process shows in the next dashboard. A live dashboard may be served from the
+cache while no import has committed since and it is at most `max_age` seconds old; it then carries the
+`timestamp` it was computed for. Historical questions (an explicit `now`) are cached by that instant.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from cymetica_mcp.index import TradeIndex
+from cymetica_mcp.metrics import compute
+from cymetica_mcp.models import Dashboard, Filter, Period
+from cymetica_mcp.store import Store
+
+CACHE_ENTRIES: Final = 256
+
+
+def system_clock() -> int:
+    """The current instant in whole UTC seconds."""
+    return int(time.time())
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A dashboard with what it was computed from: the instant, the store version and when."""
+
+    dashboard: Dashboard
+    now: int
+    data_version: int
+    computed_at: str
+    cached: bool = False
+
+
+class Engine:
+    """Computes dashboards from a store; safe to call from many threads at once."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], int] = system_clock, max_age: float = 1.0) -> None:
+        self.store = store
+        self.clock = clock
+        self.max_age = max_age
+        self._index: TradeIndex | None = None
+        self._refresh_lock = threading.Lock()
+        self._conn_lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._cache: OrderedDict[tuple[Filter, Period, int | None], tuple[float, Result]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Release the engine's SQLite connection."""
+        with self._conn_lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def data_version(self) -> int:
+        """The store's current data version (cheap: one row on a kept connection)."""
+        with self._conn_lock:
+            if self._conn is None:
+                self._conn = self.store.connect()
+            return self.store.data_version(self._conn)
+
+    def index(self) -> TradeIndex:
+        """The index, brought up to the store's current version first."""
+        version = self.data_version()
+        current = self._index
+        if current is not None and current.version == version:
+            return current
+        with self._refresh_lock:
+            current = self._index
+            if current is None:
+                current = TradeIndex.load(self.store)
+            elif current.version != version:
+                current = current.refreshed(self.store)
+            self._index = current
+            return current
+
+    def dashboard(self, filter: Filter, period: Period, now: int | None = None) -> Dashboard:
+        """The dashboard for (filter, period) at `now` (default: the clock, or a fresh cached one)."""
+        return self.result(filter, period, now).dashboard
+
+    def result(self, filter: Filter, period: Period, now: int | None = None) -> Result:
+        """Like `dashboard`, with the instant, data version and computation time."""
+        index = self.index()
+        key = (filter, period, now)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is not None:
+            born, result = hit
+            fresh = now is not None or time.monotonic() - born <= self.max_age
+            if fresh and result.data_version == index.version:
+                return Result(result.dashboard, result.now, result.data_version, result.computed_at, cached=True)
+        at = self.clock() if now is None else now
+        result = Result(
+            dashboard=compute(index, filter, period, at),
+            now=at,
+            data_version=index.version,
+            computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
+        with self._cache_lock:
+            self._cache[key] = (time.monotonic(), result)
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_ENTRIES:
+                self._cache.popitem(last=False)
+        return result

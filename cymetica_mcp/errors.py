@@ -1,0 +1,60 @@
+"""The stable error codes and the one exception type that carries them.
+
+Every door maps `AnalyticsError` onto its wire the same way::
+
+    AnalyticsError(code, message)
+    ├── REST       -> HTTP status (see `HTTP_STATUS`) + {"success": false, "error": {code, message}}
+    ├── MCP        -> CallToolResult(is_error=True) with the same {"success": false, "error": ...}
+    ├── WebSocket  -> {"type": "error", "error": {code, message}} (4401 close for unauthorized)
+    └── CLI        -> "error (code): message" on stderr, exit status 2
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+ErrorCode = Literal[
+    "invalid_filter",
+    "invalid_period",
+    "invalid_as_of",
+    "invalid_argument",
+    "unauthorized",
+    "forbidden",
+    "rate_limited",
+    "bad_message",
+    "import_refused",
+    "not_found",
+    "internal",
+]
+
+HTTP_STATUS: Final[dict[str, int]] = {
+    "invalid_filter": 400,
+    "invalid_period": 400,
+    "invalid_as_of": 400,
+    "invalid_argument": 400,
+    "bad_message": 400,
+    "import_refused": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "rate_limited": 429,
+    "internal": 500,
+}
+
+
+class AnalyticsError(Exception):
+    """A failure with a stable, lower-case `code` and a message that says what is accepted."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, object]:
+        """The contract's failure envelope: `{success: false, error: {code, message}}`."""
+        return {"success": False, "error": {"code": self.code, "message": self.message}}
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status this error maps onto."""
+        return HTTP_STATUS[self.code]

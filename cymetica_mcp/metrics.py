@@ -1,0 +1,204 @@
+"""The metric definitions of CONTRACT.md sections 4 and 5, computed from a `TradeIndex`.
+
+Pure functions of (index, filter, period, now): no clock, no I/O, no cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Final
+
+import numpy as np
+
+from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
+from cymetica_mcp.index import SHIFT, I64, TradeIndex
+from cymetica_mcp.models import (
+    ActivityPoint,
+    Dashboard,
+    Filter,
+    MetricCard,
+    Metrics,
+    Period,
+    ProfitabilityBucket,
+    VolumePoint,
+)
+from cymetica_mcp.windows import Window, iso, windows
+
+MICRO: Final = 1_000_000
+ROI_BOUNDS: Final = (-50, -20, -5, 0, 5, 20, 50)
+ROI_RANGES: Final = (
+    "< -50%", "-50% to -20%", "-20% to -5%", "-5% to 0%", "0% to 5%", "5% to 20%", "20% to 50%", ">= 50%",
+)  # fmt: skip
+KINDS: Final[dict[Filter, tuple[int, ...]]] = {Filter.ALL: (0, 1), Filter.HUMANS: (0,), Filter.AGENTS: (1,)}
+_INT64_ROI_SAFE: Final = 2**55
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Each population user's trade count, volume and profit over one window."""
+
+    users: I64
+    trades: I64
+    volume: I64
+    pnl: I64
+
+    @property
+    def active(self) -> np.ndarray[tuple[int], np.dtype[np.bool_]]:
+        """Which users traded in the window."""
+        return self.trades > 0
+
+
+def population(index: TradeIndex, filter: Filter) -> I64:
+    """The sorted ids of the population's users that have ever traded."""
+    humans, agents = index.traders
+    if filter is Filter.HUMANS:
+        return humans
+    if filter is Filter.AGENTS:
+        return agents
+    return np.union1d(humans, agents)
+
+
+def activity(index: TradeIndex, users: I64, start: int, end: int) -> Activity:
+    """Per-user totals over trades with start <= ts <= end: two binary searches per user."""
+    base = users << SHIFT
+    lo = np.searchsorted(index.key, base + start, side="left")
+    hi = np.searchsorted(index.key, base + end, side="right")
+    return Activity(
+        users,
+        hi - lo,
+        index.cum_volume[hi] - index.cum_volume[lo],
+        index.cum_pnl[hi] - index.cum_pnl[lo],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CardValues:
+    """The unrounded card values over one window (None where undefined)."""
+
+    active_users: Fraction
+    trading_volume: Fraction
+    avg_capital: Figure | None
+    avg_roi: Figure | None
+
+
+def card_values(index: TradeIndex, act: Activity) -> CardValues:
+    """Active users, volume (USDC), mean capital (USDC) and mean ROI (%) over the active users."""
+    active = act.active
+    n = int(active.sum())
+    volume = Fraction(int(act.volume[active].sum()), MICRO)
+    if n == 0:
+        return CardValues(Fraction(0), volume, None, None)
+    capital = index.capital[act.users[active]]
+    avg_capital = Fraction(int(capital.sum()), n * MICRO)
+    with_capital = capital > 0
+    avg_roi = mean_ratio(act.pnl[active][with_capital], capital[with_capital], 100) if with_capital.any() else None
+    return CardValues(Fraction(n), volume, avg_capital, avg_roi)
+
+
+def retention(now: Activity, before: Activity) -> Fraction | None:
+    """100 · |A(now) ∩ A(before)| / |A(before)|, undefined when A(before) is empty."""
+    earlier = int(before.active.sum())
+    if earlier == 0:
+        return None
+    return Fraction(100 * int((now.active & before.active).sum()), earlier)
+
+
+def distribution(index: TradeIndex, act: Activity) -> list[ProfitabilityBucket]:
+    """Active users with capital counted by exact window ROI into the eight ranges."""
+    active = act.active
+    capital = index.capital[act.users[active]]
+    keep = capital > 0
+    pnl, capital = act.pnl[active][keep], capital[keep]
+    counts = [0] * len(ROI_RANGES)
+    if pnl.size:
+        if int(np.abs(pnl).max()) < _INT64_ROI_SAFE and int(capital.max()) < _INT64_ROI_SAFE:
+            slot = sum(((100 * pnl) >= (bound * capital)).astype(np.int64) for bound in ROI_BOUNDS)
+            counts = np.bincount(np.asarray(slot), minlength=len(ROI_RANGES)).tolist()
+        else:
+            for p, c in zip(pnl.tolist(), capital.tolist(), strict=True):
+                counts[sum(100 * p >= bound * c for bound in ROI_BOUNDS)] += 1
+    return [ProfitabilityBucket(range=label, count=count) for label, count in zip(ROI_RANGES, counts, strict=True)]
+
+
+def usdc(micro: int) -> float:
+    """Non-negative micro-USDC rounded half away from zero to cents."""
+    return ((micro + 5_000) // 10_000) / 100
+
+
+def series(index: TradeIndex, users: I64, filter: Filter, window: Window) -> tuple[list[VolumePoint], list[ActivityPoint]]:
+    """The per-bucket volume and activity series: full buckets from the rollup, the last one exact."""
+    full = window.count - 1
+    volume, trades, distinct = index.rollups[window.size].window(window.start // window.size, full)
+    last_start = window.start + full * window.size
+    tail = activity(index, users, last_start, window.end)
+    kinds = index.kind[tail.users]
+    tail_active = tail.active
+    volume = np.concatenate([volume, np.zeros((2, 1), dtype=np.int64)], axis=1)
+    trades = np.concatenate([trades, np.zeros((2, 1), dtype=np.int64)], axis=1)
+    distinct = np.concatenate([distinct, np.zeros((2, 1), dtype=np.int64)], axis=1)
+    for k in (0, 1):
+        mine = kinds == k
+        volume[k, -1] = int(tail.volume[mine].sum())
+        trades[k, -1] = int(tail.trades[mine].sum())
+        distinct[k, -1] = int((tail_active & mine).sum())
+    for k in (0, 1):
+        if k not in KINDS[filter]:
+            volume[k] = trades[k] = distinct[k] = 0
+    vol_points, user_points = [], []
+    for i, ts in enumerate(window.bucket_starts()):
+        stamp = iso(ts)
+        human, bot = int(volume[0, i]), int(volume[1, i])
+        vol_points.append(
+            VolumePoint(
+                timestamp=stamp,
+                total_volume=usdc(human + bot),
+                bot_volume=usdc(bot),
+                human_volume=usdc(human),
+                trade_count=int(trades[0, i] + trades[1, i]),
+            )
+        )
+        user_points.append(
+            ActivityPoint(
+                timestamp=stamp,
+                total_users=int(distinct[0, i] + distinct[1, i]),
+                bot_users=int(distinct[1, i]),
+                human_users=int(distinct[0, i]),
+            )
+        )
+    return vol_points, user_points
+
+
+def _card(label: str, suffix: str, value: Figure | None, previous: Figure | None, places: int) -> MetricCard:
+    shown: int | float = 0.0 if value is None else rounded(value, places)
+    return MetricCard.model_validate(
+        {"label": label, "value": shown, "change": change(value, previous), "suffix": suffix}
+    )
+
+
+def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dashboard:
+    """The dashboard for (filter, period) evaluated at `now`, exactly as CONTRACT.md defines it."""
+    w, w1, w2 = windows(period, now)
+    users = population(index, filter)
+    cur, prev, prev2 = (activity(index, users, x.start, x.end) for x in (w, w1, w2))
+    v, v1 = card_values(index, cur), card_values(index, prev)
+    active = MetricCard(
+        label="Active Users", value=int(v.active_users), change=change(v.active_users, v1.active_users), suffix=""
+    )
+    metrics = Metrics(
+        active_users=active,
+        trading_volume=_card("Trading Volume", "USDC", v.trading_volume, v1.trading_volume, 2),
+        retention_rate=_card("Retention Rate", "%", retention(cur, prev), retention(prev, prev2), 1),
+        avg_capital=_card("Avg Capital", "USDC", v.avg_capital, v1.avg_capital, 2),
+        avg_roi=_card("Avg ROI", "%", v.avg_roi, v1.avg_roi, 1),
+        filter=filter,
+        period=period,
+        timestamp=iso(now),
+    )
+    vol_points, user_points = series(index, users, filter, w)
+    return Dashboard(
+        metrics=metrics,
+        volume_over_time=vol_points,
+        user_activity=user_points,
+        profitability_distribution=distribution(index, cur),
+    )
