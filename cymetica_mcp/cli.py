@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _extend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Commands of the other doors (keys, mcp, serve, token) register here."""
+    """Commands of the other doors register here: one `add_commands(commands)` line per door module."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,7 +137,8 @@ def summary(dashboard: Dashboard) -> str:
     lines = [f"Analytics for {m.filter.value}, last {m.period.value}, as of {m.timestamp}", ""]
     for card in (m.active_users, m.trading_volume, m.retention_rate, m.avg_capital, m.avg_roi):
         change = "n/a" if card.change is None else f"{card.change:+.1f}%"
-        value = f"{card.value:,}" if isinstance(card.value, int) else f"{card.value:,.2f}"
+        places = 1 if card.suffix == "%" else 2
+        value = f"{card.value:,}" if isinstance(card.value, int) else f"{card.value:,.{places}f}"
         lines.append(f"  {card.label:<15} {value:>16} {card.suffix:<4}  change {change}")
     volumes = [p.total_volume for p in dashboard.volume_over_time]
     users = [p.total_users for p in dashboard.user_activity]

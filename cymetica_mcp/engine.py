@@ -112,3 +112,11 @@ class Engine:
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return result
+
+
+def open_engine(store: Store, now: int | None = None, max_age: float = 1.0) -> Engine:
+    """An engine whose clock is fixed at `now` (CYMETICA_NOW) when given, else the system clock."""
+    if now is None:
+        return Engine(store, max_age=max_age)
+    fixed = now
+    return Engine(store, clock=lambda: fixed, max_age=max_age)
