@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import jwt
 
@@ -87,7 +87,9 @@ class KeyRing:
                 "INSERT INTO api_keys (name, prefix, secret_hash, created_at) VALUES (?, ?, ?, ?)",
                 (name, secret[:SHOWN_PREFIX], _digest(secret), int(time.time())),
             )
-            row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
         return _info(row), secret
 
     def list(self) -> list[KeyInfo]:
@@ -99,11 +101,14 @@ class KeyRing:
         """Revoke a key (at once, for every process); revoking twice keeps the first time."""
         with self.store.write() as conn:
             conn.execute(
-                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (int(time.time()), key_id)
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?",
+                (int(time.time()), key_id),
             )
             row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         if row is None:
-            raise AnalyticsError("not_found", f"no API key with id {key_id}; `cymetica-mcp keys list` shows the ids")
+            raise AnalyticsError(
+                "not_found", f"no API key with id {key_id}; `cymetica-mcp keys list` shows the ids"
+            )
         return _info(row)
 
 
@@ -147,11 +152,11 @@ class Authenticator:
                 self._conn.close()
                 self._conn = None
 
-    def _query(self, sql: str, params: tuple[object, ...]) -> tuple[object, ...] | None:
+    def _query(self, sql: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
         with self._lock:
             if self._conn is None:
                 self._conn = self.store.connect()
-            row: tuple[object, ...] | None = self._conn.execute(sql, params).fetchone()
+            row: tuple[Any, ...] | None = self._conn.execute(sql, params).fetchone()
             return row
 
     def authenticate(self, credential: str | None) -> Principal:
@@ -165,14 +170,18 @@ class Authenticator:
             return self._by_key(credential)
         if credential.count(".") == 2:
             return self._by_jwt(credential)
-        raise _unauthorized(f"malformed credential: expected an API key starting with {KEY_PREFIX!r} or a JWT")
+        raise _unauthorized(
+            f"malformed credential: expected an API key starting with {KEY_PREFIX!r} or a JWT"
+        )
 
     def _by_key(self, secret: str) -> Principal:
         digest = _digest(secret)
-        row = self._query("SELECT id, name, secret_hash, revoked_at FROM api_keys WHERE secret_hash = ?", (digest,))
-        if row is None or not hmac.compare_digest(bytes(row[2]), digest) or row[3] is not None:  # type: ignore[arg-type]
+        row = self._query(
+            "SELECT id, name, secret_hash, revoked_at FROM api_keys WHERE secret_hash = ?", (digest,)
+        )
+        if row is None or not hmac.compare_digest(bytes(row[2]), digest) or row[3] is not None:
             raise _unauthorized(f"invalid or revoked API key ({HOW_TO_GET_A_KEY})")
-        key_id = int(row[0])  # type: ignore[call-overload]
+        key_id = int(row[0])
         self._touch(key_id)
         return Principal(key_id, str(row[1]), "api_key")
 

@@ -1,6 +1,6 @@
 """The command line: thin. It parses, calls the package and prints.
 
-    cymetica-mcp [--db PATH] [--log-level LEVEL] COMMAND ...
+cymetica-mcp [--db PATH] [--log-level LEVEL] COMMAND ...
 """
 
 from __future__ import annotations
@@ -28,10 +28,14 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cymetica-mcp", description="Exact live analytics of a trading platform.")
+    parser = argparse.ArgumentParser(
+        prog="cymetica-mcp", description="Exact live analytics of a trading platform."
+    )
     parser.add_argument("--version", action="version", version=f"cymetica-mcp {__version__}")
     parser.add_argument("--db", type=Path, help="SQLite store (default: $CYMETICA_DB or ./cymetica.db)")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (default: $CYMETICA_LOG_LEVEL or INFO)")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: $CYMETICA_LOG_LEVEL or INFO)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = commands.add_parser("import", help="import users and/or trades (CSV with header, or JSON Lines)")
@@ -68,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(db=args.db, log_level=args.log_level)
         logging.basicConfig(
-            level=settings.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            level=settings.log_level.upper(),
+            stream=sys.stderr,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
         run: Command = args.run
         return run(args, settings)
@@ -97,7 +103,12 @@ def _progress_bar(label: str) -> Callable[[int, int], None] | None:
     def show(done: int, total: int) -> None:
         share = done / total if total else 1.0
         bar = "#" * int(share * 30)
-        print(f"\r{label} [{bar:<30}] {share:6.1%}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        print(
+            f"\r{label} [{bar:<30}] {share:6.1%}",
+            end="" if done < total else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
 
     return show
 
@@ -147,7 +158,8 @@ def summary(dashboard: Dashboard) -> str:
         f"  volume per bucket  {_spark(volumes)}  (max {max(volumes):,.2f} USDC)",
         f"  users per bucket   {_spark([float(u) for u in users])}  (max {max(users)})",
         "",
-        "  ROI distribution   " + "  ".join(f"{b.range}: {b.count}" for b in dashboard.profitability_distribution),
+        "  ROI distribution   "
+        + "  ".join(f"{b.range}: {b.count}" for b in dashboard.profitability_distribution),
     ]
     return "\n".join(lines)
 

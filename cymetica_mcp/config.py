@@ -21,17 +21,25 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     db: Path = Field(default=Path("cymetica.db"), description="The SQLite store file (CYMETICA_DB, --db).")
-    log_level: str = Field(default="INFO", description="Log level for stderr logs (CYMETICA_LOG_LEVEL, --log-level).")
+    log_level: str = Field(
+        default="INFO", description="Log level for stderr logs (CYMETICA_LOG_LEVEL, --log-level)."
+    )
     now: int | None = Field(
         default=None,
         description="Fixed evaluation instant in UTC seconds (CYMETICA_NOW, ISO 8601); default: the clock.",
     )
     cache_seconds: float = Field(
-        default=1.0, ge=0, description="Longest a cached live dashboard may be served (CYMETICA_CACHE_SECONDS)."
+        default=1.0,
+        ge=0,
+        description="Longest a cached live dashboard may be served (CYMETICA_CACHE_SECONDS).",
     )
-    api_key: str | None = Field(default=None, description="The stdio MCP server's API key (CYMETICA_API_KEY).", repr=False)
+    api_key: str | None = Field(
+        default=None, description="The stdio MCP server's API key (CYMETICA_API_KEY).", repr=False
+    )
     jwt_secret: str | None = Field(
-        default=None, description="HS256 secret for issued JWTs, >= 32 bytes (CYMETICA_JWT_SECRET).", repr=False
+        default=None,
+        description="HS256 secret for issued JWTs, >= 32 bytes (CYMETICA_JWT_SECRET).",
+        repr=False,
     )
 
 
@@ -54,4 +62,6 @@ def parse_now(text: str) -> int:
     try:
         return parse_instant(text)
     except ValueError as exc:
-        raise AnalyticsError("invalid_as_of", f"{exc}; accepted: an ISO 8601 UTC time such as 2026-03-20T12:34:56Z") from None
+        raise AnalyticsError(
+            "invalid_as_of", f"{exc}; accepted: an ISO 8601 UTC time such as 2026-03-20T12:34:56Z"
+        ) from None

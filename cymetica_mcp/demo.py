@@ -71,7 +71,9 @@ def write_demo(spec: DemoSpec, now: int, folder: Path, chunk: int = 500_000) -> 
             ts = np.minimum(ts, now)
             size = np.exp(rng.normal(np.where(agent, 4.0, 5.5), 1.0))
             volume = np.maximum(np.round(size * 1_000_000), 1).astype(np.int64)
-            pnl = np.round(volume * (skill[who] + rng.normal(0, np.where(agent, 0.02, 0.05)))).astype(np.int64)
+            pnl = np.round(volume * (skill[who] + rng.normal(0, np.where(agent, 0.02, 0.05)))).astype(
+                np.int64
+            )
             lines = [
                 f"t{done + j:010d},{'a' if agent[j] else 'h'}{who[j]:07d},{iso(int(ts[j]))},"
                 f"{_decimal(int(volume[j]))},{_decimal(int(pnl[j]))}\n"

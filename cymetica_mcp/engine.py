@@ -44,7 +44,9 @@ class Result:
 class Engine:
     """Computes dashboards from a store; safe to call from many threads at once."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], int] = system_clock, max_age: float = 1.0) -> None:
+    def __init__(
+        self, store: Store, *, clock: Callable[[], int] = system_clock, max_age: float = 1.0
+    ) -> None:
         self.store = store
         self.clock = clock
         self.max_age = max_age
@@ -98,7 +100,9 @@ class Engine:
             born, result = hit
             fresh = now is not None or time.monotonic() - born <= self.max_age
             if fresh and result.data_version == index.version:
-                return Result(result.dashboard, result.now, result.data_version, result.computed_at, cached=True)
+                return Result(
+                    result.dashboard, result.now, result.data_version, result.computed_at, cached=True
+                )
         at = self.clock() if now is None else now
         result = Result(
             dashboard=compute(index, filter, period, at),

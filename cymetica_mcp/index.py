@@ -166,7 +166,9 @@ class TradeIndex:
 
         rollups = self.rollups
         if not kinds_changed and new_key.size:
-            rollups = {size: self._rollup_plus(rollup, new_key, new_vol, kind) for size, rollup in rollups.items()}
+            rollups = {
+                size: self._rollup_plus(rollup, new_key, new_vol, kind) for size, rollup in rollups.items()
+            }
         key, cum_volume, cum_pnl = _merge(self, new_key, new_vol, new_pnl)
         index = replace(
             self,
@@ -226,9 +228,7 @@ def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> I64:
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def _merge(
-    index: TradeIndex, new_key: I64, new_vol: I64, new_pnl: I64
-) -> tuple[I64, I64, I64]:
+def _merge(index: TradeIndex, new_key: I64, new_vol: I64, new_pnl: I64) -> tuple[I64, I64, I64]:
     """The index's key and prefix sums with the new (sorted) trades merged in."""
     if new_key.size == 0:
         return index.key, index.cum_volume, index.cum_pnl
@@ -242,7 +242,9 @@ def _merge(
 def _prefix(values: I64) -> I64:
     """[0, v0, v0+v1, ...], refusing totals that could overflow 64-bit integers."""
     if float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
-        raise OverflowError("the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range")
+        raise OverflowError(
+            "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
+        )
     out = np.zeros(values.size + 1, dtype=np.int64)
     np.cumsum(values, out=out[1:])
     return out

@@ -124,7 +124,9 @@ def parse_ts(text: object, name: str) -> int:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise _Bad(f"{name} is not an ISO 8601 time (expected e.g. 2026-03-20T12:34:56Z): {_short(text)}") from None
+        raise _Bad(
+            f"{name} is not an ISO 8601 time (expected e.g. 2026-03-20T12:34:56Z): {_short(text)}"
+        ) from None
     if parsed.tzinfo is None:
         raise _Bad(f"{name} has no UTC offset (add Z or +00:00): {_short(text)}")
     seconds = int(parsed.replace(microsecond=0).timestamp())
@@ -234,7 +236,9 @@ def _rows(
                 unknown = [k for k in obj if k not in fields]
                 if missing or unknown:
                     parts = [f"missing field {m}" for m in missing] + [f"unknown field {u}" for u in unknown]
-                    errors.add(path.name, number, "; ".join(parts) + f" (expected exactly: {', '.join(fields)})")
+                    errors.add(
+                        path.name, number, "; ".join(parts) + f" (expected exactly: {', '.join(fields)})"
+                    )
                     continue
                 yield number, obj
                 tick += 1

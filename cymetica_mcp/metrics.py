@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 
 from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
-from cymetica_mcp.index import SHIFT, I64, TradeIndex
+from cymetica_mcp.index import I64, SHIFT, TradeIndex
 from cymetica_mcp.models import (
     ActivityPoint,
     Dashboard,
@@ -92,7 +92,9 @@ def card_values(index: TradeIndex, act: Activity) -> CardValues:
     capital = index.capital[act.users[active]]
     avg_capital = Fraction(int(capital.sum()), n * MICRO)
     with_capital = capital > 0
-    avg_roi = mean_ratio(act.pnl[active][with_capital], capital[with_capital], 100) if with_capital.any() else None
+    avg_roi = (
+        mean_ratio(act.pnl[active][with_capital], capital[with_capital], 100) if with_capital.any() else None
+    )
     return CardValues(Fraction(n), volume, avg_capital, avg_roi)
 
 
@@ -118,7 +120,9 @@ def distribution(index: TradeIndex, act: Activity) -> list[ProfitabilityBucket]:
         else:
             for p, c in zip(pnl.tolist(), capital.tolist(), strict=True):
                 counts[sum(100 * p >= bound * c for bound in ROI_BOUNDS)] += 1
-    return [ProfitabilityBucket(range=label, count=count) for label, count in zip(ROI_RANGES, counts, strict=True)]
+    return [
+        ProfitabilityBucket(range=label, count=count) for label, count in zip(ROI_RANGES, counts, strict=True)
+    ]
 
 
 def usdc(micro: int) -> float:
@@ -126,7 +130,9 @@ def usdc(micro: int) -> float:
     return ((micro + 5_000) // 10_000) / 100
 
 
-def series(index: TradeIndex, users: I64, filter: Filter, window: Window) -> tuple[list[VolumePoint], list[ActivityPoint]]:
+def series(
+    index: TradeIndex, users: I64, filter: Filter, window: Window
+) -> tuple[list[VolumePoint], list[ActivityPoint]]:
     """The per-bucket volume and activity series: full buckets from the rollup, the last one exact."""
     full = window.count - 1
     volume, trades, distinct = index.rollups[window.size].window(window.start // window.size, full)
@@ -183,7 +189,10 @@ def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dash
     cur, prev, prev2 = (activity(index, users, x.start, x.end) for x in (w, w1, w2))
     v, v1 = card_values(index, cur), card_values(index, prev)
     active = MetricCard(
-        label="Active Users", value=int(v.active_users), change=change(v.active_users, v1.active_users), suffix=""
+        label="Active Users",
+        value=int(v.active_users),
+        change=change(v.active_users, v1.active_users),
+        suffix="",
     )
     metrics = Metrics(
         active_users=active,

@@ -66,12 +66,16 @@ class MetricCard(_Frozen):
     """One headline figure: its label, rounded value, change against the previous window and unit."""
 
     label: str = Field(description="Human-readable name of the figure.")
-    value: int | float = Field(description="The figure over the current window, rounded (0.0 when undefined).")
+    value: int | float = Field(
+        description="The figure over the current window, rounded (0.0 when undefined)."
+    )
     change: float | None = Field(
         description="Percent change against the same figure one period earlier (1 decimal); "
         "null when the earlier figure is 0 or either is undefined."
     )
-    suffix: Literal["", "USDC", "%"] = Field(description='Unit: "" for counts, "USDC" for amounts, "%" for rates.')
+    suffix: Literal["", "USDC", "%"] = Field(
+        description='Unit: "" for counts, "USDC" for amounts, "%" for rates.'
+    )
 
 
 class Metrics(_Frozen):
