@@ -1,0 +1,219 @@
+"""The import contract (CONTRACT.md section 1) through real SQLite files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.ingest import MAX_LISTED_ERRORS, ImportRefused, import_files
+from cymetica_mcp.store import Store
+
+USERS = "user_id,kind,capital_usdc,created_at\n"
+TRADES = "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def content(store: Store) -> list[str]:
+    """Everything the store holds, as SQL: equal lists mean equal content."""
+    with store.read() as conn:
+        return list(conn.iterdump())
+
+
+def rows(store: Store, sql: str) -> list[tuple[object, ...]]:
+    with store.read() as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def seeded(store: Store, tmp_path: Path) -> Store:
+    users = write(
+        tmp_path,
+        "u0.csv",
+        USERS + "alice,human,1000,2026-01-01T00:00:00Z\nbot1,agent,0,2026-01-02T00:00:00Z\n",
+    )
+    trades = write(tmp_path, "t0.csv", TRADES + "t1,alice,2026-03-20T10:00:00Z,100,5\n")
+    import_files(store, users, trades)
+    return store
+
+
+def test_amounts_are_stored_as_exact_micro_usdc(store: Store, tmp_path: Path) -> None:
+    users = write(tmp_path, "u.csv", USERS + "u1,human,1234.567891,2026-01-01T00:00:00Z\n")
+    trades = write(
+        tmp_path,
+        "t.csv",
+        TRADES + "a,u1,2026-03-20T10:00:00Z,0.000001,-12.5\nb,u1,2026-03-20T10:00:00Z,100,0\n",
+    )
+    report = import_files(store, users, trades)
+    assert (report.users_inserted, report.trades_inserted, report.trades_present) == (1, 2, 0)
+    assert rows(store, "SELECT capital_micro FROM users") == [(1_234_567_891,)]
+    assert rows(store, "SELECT volume_micro, pnl_micro FROM trades ORDER BY trade_id") == [
+        (1, -12_500_000),
+        (100_000_000, 0),
+    ]
+
+
+def test_reimport_is_idempotent_and_users_are_updated(seeded: Store, tmp_path: Path) -> None:
+    users = write(tmp_path, "u1.csv", USERS + "alice,agent,2500.5,2020-01-01T00:00:00Z\n")
+    trades = write(
+        tmp_path,
+        "t1.csv",
+        TRADES
+        + "t1,alice,2026-03-20T11:00:00Z,999,9\nt2,alice,2026-03-20T11:00:00Z,1,1\nt2,bot1,2026-03-20T12:00:00Z,2,2\n",
+    )
+    report = import_files(seeded, users, trades)
+    assert (report.users_inserted, report.users_updated) == (0, 1)
+    assert (report.trades_inserted, report.trades_present) == (1, 2)
+    assert rows(seeded, "SELECT kind, capital_micro, created_at FROM users WHERE user_id = 'alice'") == [
+        (1, 2_500_500_000, 1767225600)
+    ]
+    # t1 kept its first content; of the repeated t2 the first row counts
+    assert rows(seeded, "SELECT trade_id, volume_micro FROM trades ORDER BY trade_id") == [
+        ("t1", 100_000_000),
+        ("t2", 1_000_000),
+    ]
+
+
+def test_a_user_repeated_in_one_file_takes_the_last_row(store: Store, tmp_path: Path) -> None:
+    users = write(
+        tmp_path, "u.csv", USERS + "x,human,1,2026-01-01T00:00:00Z\nx,agent,2,2026-01-01T00:00:00Z\n"
+    )
+    import_files(store, users)
+    assert rows(store, "SELECT kind, capital_micro FROM users") == [(1, 2_000_000)]
+
+
+def test_times_are_converted_to_utc_and_fractions_dropped(store: Store, tmp_path: Path) -> None:
+    users = write(tmp_path, "u.csv", USERS + "u,human,1,2026-01-01T00:00:00+02:00\n")
+    trades = write(tmp_path, "t.csv", TRADES + "a,u,2026-03-20T12:34:56.999+01:30,1,0\n")
+    import_files(store, users, trades)
+    assert rows(store, "SELECT created_at FROM users") == [(1767218400,)]
+    assert rows(store, "SELECT ts FROM trades") == [(1774004696,)]  # 11:04:56Z
+
+
+def test_csv_columns_may_come_in_any_order(store: Store, tmp_path: Path) -> None:
+    users = write(tmp_path, "u.csv", "created_at,capital_usdc,kind,user_id\n2026-01-01T00:00:00Z,5,agent,b\n")
+    trades = write(
+        tmp_path, "t.csv", "pnl_usdc,volume_usdc,ts,user_id,trade_id\n-1,2,2026-03-20T00:00:00Z,b,x\n"
+    )
+    report = import_files(store, users, trades)
+    assert (report.users_inserted, report.trades_inserted) == (1, 1)
+
+
+def test_json_lines_read_numbers_exactly(store: Store, tmp_path: Path) -> None:
+    users = write(
+        tmp_path,
+        "u.jsonl",
+        json.dumps(
+            {"user_id": "j", "kind": "human", "capital_usdc": "0.1", "created_at": "2026-01-01T00:00:00Z"}
+        )
+        + "\n\n",
+    )
+    trades = write(
+        tmp_path,
+        "t.jsonl",
+        '{"trade_id": "a", "user_id": "j", "ts": "2026-03-20T00:00:00Z", "volume_usdc": 0.3, "pnl_usdc": -0.000001}\n'
+        '{"trade_id": "b", "user_id": "j", "ts": "2026-03-20T00:00:00Z", "volume_usdc": 12345678.123456, "pnl_usdc": 7}\n',
+    )
+    import_files(store, users, trades)
+    assert rows(store, "SELECT volume_micro, pnl_micro FROM trades ORDER BY trade_id") == [
+        (300_000, -1),
+        (12_345_678_123_456, 7_000_000),
+    ]
+
+
+BAD_TRADES = [
+    ("t9,ghost,2026-03-20T10:00:00Z,1,0", "unknown user_id 'ghost'"),
+    ("t9,alice,2026-03-20T10:00:00,1,0", "no UTC offset"),
+    ("t9,alice,yesterday,1,0", "not an ISO 8601 time"),
+    ("t9,alice,2026-03-20T10:00:00Z,0,0", "volume_usdc must be > 0"),
+    ("t9,alice,2026-03-20T10:00:00Z,1e3,0", "plain decimal"),
+    ('t9,alice,2026-03-20T10:00:00Z,"1,000",0', "plain decimal"),
+    ("t9,alice,2026-03-20T10:00:00Z,1.1234567,0", "more than 6 decimals"),
+    ("t9,alice,2026-03-20T10:00:00Z,1,", "pnl_usdc must be a plain decimal"),
+    (",alice,2026-03-20T10:00:00Z,1,0", "trade_id must be text of 1 to 64 characters"),
+    ("t9,alice,2026-03-20T10:00:00Z,1", "expected 5 fields, found 4"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD_TRADES)
+def test_a_bad_row_refuses_the_whole_file_and_changes_nothing(
+    seeded: Store, tmp_path: Path, line: str, reason: str
+) -> None:
+    before = content(seeded)
+    users = write(tmp_path, "u2.csv", USERS + "carol,human,5,2026-01-01T00:00:00Z\n")
+    trades = write(tmp_path, "t2.csv", TRADES + "t5,alice,2026-03-20T10:00:00Z,1,0\n" + line + "\n")
+    with pytest.raises(ImportRefused) as refused:
+        import_files(seeded, users, trades)
+    assert [(e.file, e.line) for e in refused.value.errors] == [("t2.csv", 3)]
+    assert reason in refused.value.errors[0].reason
+    assert content(seeded) == before
+
+
+def test_bad_users_are_refused_with_their_reasons(seeded: Store, tmp_path: Path) -> None:
+    before = content(seeded)
+    users = write(
+        tmp_path,
+        "u.csv",
+        USERS
+        + "ok,human,1,2026-01-01T00:00:00Z\nz,robot,1,2026-01-01T00:00:00Z\nw,agent,-1,2026-01-01T00:00:00Z\n",
+    )
+    with pytest.raises(ImportRefused) as refused:
+        import_files(seeded, users)
+    assert [(e.line, e.reason.split(",")[0]) for e in refused.value.errors] == [
+        (3, "kind must be 'human' or 'agent'"),
+        (4, "capital_usdc must be >= 0"),
+    ]
+    assert "the store is unchanged" in refused.value.message
+    assert content(seeded) == before
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        ("trade_id,user_id,ts,volume_usdc", "missing column pnl_usdc"),
+        ("trade_id,user_id,ts,volume_usdc,pnl_usdc,fee", "unknown column fee"),
+        ("trade_id,user_id,ts,volume_usdc,pnl_usdc,ts", "repeated column ts"),
+    ],
+)
+def test_a_missing_or_unknown_column_refuses_the_file_naming_it(
+    seeded: Store, tmp_path: Path, header: str, named: str
+) -> None:
+    before = content(seeded)
+    trades = write(tmp_path, "t.csv", header + "\n")
+    with pytest.raises(ImportRefused) as refused:
+        import_files(seeded, trades=trades)
+    assert refused.value.errors[0].line == 1
+    assert named in refused.value.errors[0].reason
+    assert content(seeded) == before
+
+
+def test_many_bad_rows_are_counted_and_the_list_is_capped(seeded: Store, tmp_path: Path) -> None:
+    bad = "".join(f"x{i},nobody,2026-03-20T10:00:00Z,1,0\n" for i in range(MAX_LISTED_ERRORS + 50))
+    with pytest.raises(ImportRefused) as refused:
+        import_files(seeded, trades=write(tmp_path, "t.csv", TRADES + bad))
+    assert refused.value.total == MAX_LISTED_ERRORS + 50
+    assert len(refused.value.errors) == MAX_LISTED_ERRORS
+    assert "and 50 more" in refused.value.message
+
+
+def test_a_refused_import_does_not_bump_the_data_version(seeded: Store, tmp_path: Path) -> None:
+    version = seeded.data_version()
+    with pytest.raises(ImportRefused):
+        import_files(seeded, trades=write(tmp_path, "t.csv", TRADES + "q,ghost,2026-03-20T10:00:00Z,1,0\n"))
+    assert seeded.data_version() == version
+    import_files(seeded, trades=write(tmp_path, "t2.csv", TRADES + "q,alice,2026-03-20T10:00:00Z,1,0\n"))
+    assert seeded.data_version() == version + 1
+
+
+def test_unknown_format_and_missing_files_are_clear_errors(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(AnalyticsError, match=r"use a \.csv or \.jsonl file"):
+        import_files(store, users=write(tmp_path, "u.txt", USERS))
+    with pytest.raises(AnalyticsError, match="no such file"):
+        import_files(store, users=tmp_path / "absent.csv")
