@@ -101,7 +101,7 @@ class TradeIndex:
     key: I64
     cum_volume: I64
     cum_pnl: I64
-    traders: tuple[I64, I64]
+    traders: tuple[I64, I64, I64]
     rollups: dict[int, Rollup]
 
     @property
@@ -121,7 +121,7 @@ class TradeIndex:
             key=empty,
             cum_volume=np.zeros(1, dtype=np.int64),
             cum_pnl=np.zeros(1, dtype=np.int64),
-            traders=(empty, empty),
+            traders=(empty, empty, empty),
             rollups={size: Rollup.empty(size) for size in SIZES},
         )
         return start.refreshed(store)
@@ -209,10 +209,11 @@ class TradeIndex:
         """Each trade's volume, in key order."""
         return np.diff(self.cum_volume)
 
-    def _traders(self) -> tuple[I64, I64]:
+    def _traders(self) -> tuple[I64, I64, I64]:
+        """The sorted ids of users with trades: humans, agents, all."""
         users = np.unique(self.key >> SHIFT)
         kinds = self.kind[users]
-        return users[kinds == 0], users[kinds == 1]
+        return users[kinds == 0], users[kinds == 1], users
 
 
 def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> I64:

@@ -51,12 +51,12 @@ class Activity:
 
 def population(index: TradeIndex, filter: Filter) -> I64:
     """The sorted ids of the population's users that have ever traded."""
-    humans, agents = index.traders
+    humans, agents, everyone = index.traders
     if filter is Filter.HUMANS:
         return humans
     if filter is Filter.AGENTS:
         return agents
-    return np.union1d(humans, agents)
+    return everyone
 
 
 def activity(index: TradeIndex, users: I64, start: int, end: int) -> Activity:
