@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Final
 
 from cymetica_mcp.index import TradeIndex
-from cymetica_mcp.metrics import compute
+from cymetica_mcp.metrics import PeriodState, dashboard
 from cymetica_mcp.models import Dashboard, Filter, Period
 from cymetica_mcp.store import Store
 
 CACHE_ENTRIES: Final = 256
+STATE_ENTRIES: Final = 16
 
 
 def system_clock() -> int:
@@ -55,6 +56,7 @@ class Engine:
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._cache: OrderedDict[tuple[Filter, Period, int | None], tuple[float, Result]] = OrderedDict()
+        self._states: OrderedDict[tuple[Period, int], PeriodState] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def close(self) -> None:
@@ -105,7 +107,7 @@ class Engine:
                 )
         at = self.clock() if now is None else now
         result = Result(
-            dashboard=compute(index, filter, period, at),
+            dashboard=dashboard(index, self._state(index, period, at), filter),
             now=at,
             data_version=index.version,
             computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -116,6 +118,21 @@ class Engine:
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return result
+
+    def _state(self, index: TradeIndex, period: Period, now: int) -> PeriodState:
+        """The traders' activity for (period, now): kept, moved forward by an import, or computed."""
+        key = (period, now)
+        with self._cache_lock:
+            kept = self._states.get(key)
+        state = kept.advanced(index) if kept is not None else None
+        if state is None:
+            state = PeriodState.of(index, period, now)
+        with self._cache_lock:
+            self._states[key] = state
+            self._states.move_to_end(key)
+            while len(self._states) > STATE_ENTRIES:
+                self._states.popitem(last=False)
+        return state
 
 
 def open_engine(store: Store, now: int | None = None, max_age: float = 1.0) -> Engine:

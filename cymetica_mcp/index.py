@@ -4,7 +4,11 @@ Trades are held sorted by (user, ts) as one packed 64-bit key per trade, with pr
 and profit. Any user's totals over any time range are then two binary searches and two subtractions,
 so a window costs O(users · log trades), never a scan of the trades. Per-bucket figures for the three
 bucket sizes come from small rollups (volume, trade count and distinct users per bucket and kind),
-kept exact as new trades arrive. SQLite stays the truth: the index is rebuilt from it at will.
+kept exact as new trades arrive.
+
+New trades land in a small sorted `delta` run beside the large `main` run (as in an LSM tree), so an
+import costs work proportional to the new trades; the delta is merged into main once it grows past
+an eighth of it. SQLite stays the truth: the index is rebuilt from it at will.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from cymetica_mcp.store import Store
 
 SHIFT: Final = 34
 """key = user << SHIFT | ts: ts < 2^33 (imports refuse later times), bucket ends < 2^34."""
+TS_MASK: Final = (1 << SHIFT) - 1
 SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
-_CHUNK: Final = 250_000
+DELTA_MIN: Final = 1 << 18
+_CHUNK: Final = 262_144
 
 I64 = NDArray[np.int64]
+Kinds = NDArray[np.int8]
 
 
 def group_sum(groups: I64, values: I64, n: int) -> I64:
@@ -37,6 +44,69 @@ def group_sum(groups: I64, values: I64, n: int) -> I64:
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, groups, values)
     return out
+
+
+def _prefix(values: I64) -> I64:
+    """[0, v0, v0+v1, ...], refusing totals that could overflow 64-bit integers."""
+    if float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
+        raise OverflowError(
+            "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
+        )
+    out = np.zeros(values.size + 1, dtype=np.int64)
+    np.cumsum(values, out=out[1:])
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Trades sorted by key, with prefix sums of their volumes and profits."""
+
+    key: I64
+    cum_volume: I64
+    cum_pnl: I64
+
+    @classmethod
+    def of(cls, key: I64, volume: I64, pnl: I64) -> Run:
+        """A run of trades (sorted here)."""
+        order = np.argsort(key, kind="stable")
+        return cls(key[order], _prefix(volume[order]), _prefix(pnl[order]))
+
+    @classmethod
+    def empty(cls) -> Run:
+        """A run with no trades."""
+        return cls.of(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+
+    @property
+    def size(self) -> int:
+        """How many trades the run holds."""
+        return int(self.key.size)
+
+    def volumes(self) -> I64:
+        """Each trade's volume, in key order."""
+        return np.diff(self.cum_volume)
+
+    def totals(self, first: I64, last: I64) -> tuple[I64, I64, I64]:
+        """Per query: count, volume and pnl of the trades with first <= key <= last."""
+        lo = np.searchsorted(self.key, first, side="left")
+        hi = np.searchsorted(self.key, last, side="right")
+        return hi - lo, self.cum_volume[hi] - self.cum_volume[lo], self.cum_pnl[hi] - self.cum_pnl[lo]
+
+    def holds_any(self, first: I64, end: I64) -> NDArray[np.bool_]:
+        """Per query: is there a trade with first <= key < end."""
+        return np.searchsorted(self.key, end, side="left") > np.searchsorted(self.key, first, side="left")
+
+    def merged(self, other: Run) -> Run:
+        """One run holding both runs' trades."""
+        if other.size == 0:
+            return self
+        if self.size == 0:
+            return other
+        at = np.searchsorted(self.key, other.key, side="right")
+        return Run(
+            np.insert(self.key, at, other.key),
+            _prefix(np.insert(self.volumes(), at, other.volumes())),
+            _prefix(np.insert(np.diff(self.cum_pnl), at, np.diff(other.cum_pnl))),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,27 +137,43 @@ class Rollup:
             out[2, :, dst] = self.users[:, src]
         return out[0], out[1], out[2]
 
-    def plus(self, bucket: I64, kind: I64, volume: I64, first: NDArray[np.bool_]) -> Rollup:
-        """A new rollup with these trades added (`first` marks a user's first trade in its bucket)."""
-        if bucket.size == 0:
+    def plus(self, run: Run, kind: Kinds, earlier: tuple[Run, ...]) -> Rollup:
+        """This rollup with the run's trades added; a user counts once per bucket across all runs."""
+        if run.size == 0:
             return self
+        user, bucket = run.key >> SHIFT, (run.key & TS_MASK) // self.size
+        first = np.ones(run.size, dtype=np.bool_)
+        first[1:] = (user[1:] != user[:-1]) | (bucket[1:] != bucket[:-1])
+        base_key = user << SHIFT
+        for other in earlier:
+            if other.size:
+                first &= ~other.holds_any(base_key + bucket * self.size, base_key + (bucket + 1) * self.size)
         width = self.volume.shape[1]
-        base = min(self.base, int(bucket.min())) if width else int(bucket.min())
-        top = max(self.base + width, int(bucket.max()) + 1) if width else int(bucket.max()) + 1
-        n = top - base
-        vol = np.zeros((2, n), dtype=np.int64)
-        trades = np.zeros((2, n), dtype=np.int64)
-        users = np.zeros((2, n), dtype=np.int64)
+        low, high = int(bucket.min()), int(bucket.max()) + 1
+        base = min(self.base, low) if width else low
+        n = (max(self.base + width, high) if width else high) - base
+        vol, trades, users = (np.zeros((2, n), dtype=np.int64) for _ in range(3))
         if width:
             at = slice(self.base - base, self.base - base + width)
             vol[:, at], trades[:, at], users[:, at] = self.volume, self.trades, self.users
-        slot = bucket - base
+        slot, kinds, volume = bucket - base, kind[user], run.volumes()
         for k in (0, 1):
-            mine = kind == k
+            mine = kinds == k
             vol[k] += group_sum(slot[mine], volume[mine], n)
             trades[k] += np.bincount(slot[mine], minlength=n)
             users[k] += np.bincount(slot[mine & first], minlength=n)
         return Rollup(self.size, base, vol, trades, users)
+
+
+def _rollups(runs: tuple[Run, ...], kind: Kinds) -> dict[int, Rollup]:
+    """Rollups of every bucket size built from scratch over the runs."""
+    result = {}
+    for size in SIZES:
+        rollup = Rollup.empty(size)
+        for i, run in enumerate(runs):
+            rollup = rollup.plus(run, kind, runs[:i])
+        result[size] = rollup
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,19 +181,20 @@ class TradeIndex:
     """An immutable snapshot of the store at `version`; `refreshed()` returns a newer one."""
 
     version: int
+    previous_version: int
+    latest: Run
     last_trade: int
-    kind: NDArray[np.int8]
+    kind: Kinds
     capital: I64
-    key: I64
-    cum_volume: I64
-    cum_pnl: I64
+    main: Run
+    delta: Run
     traders: tuple[I64, I64, I64]
     rollups: dict[int, Rollup]
 
     @property
     def trade_count(self) -> int:
         """How many trades the index holds."""
-        return int(self.key.size)
+        return self.main.size + self.delta.size
 
     @classmethod
     def load(cls, store: Store) -> TradeIndex:
@@ -115,16 +202,27 @@ class TradeIndex:
         empty = np.zeros(0, dtype=np.int64)
         start = cls(
             version=-1,
+            previous_version=-1,
+            latest=Run.empty(),
             last_trade=0,
             kind=np.zeros(0, dtype=np.int8),
             capital=empty,
-            key=empty,
-            cum_volume=np.zeros(1, dtype=np.int64),
-            cum_pnl=np.zeros(1, dtype=np.int64),
+            main=Run.empty(),
+            delta=Run.empty(),
             traders=(empty, empty, empty),
             rollups={size: Rollup.empty(size) for size in SIZES},
         )
         return start.refreshed(store)
+
+    def totals(self, users: I64, start: int, end: int) -> tuple[I64, I64, I64]:
+        """Per user: count, volume and pnl of their trades with start <= ts <= end."""
+        base = users << SHIFT
+        first, last = base + start, base + end
+        count, volume, pnl = self.main.totals(first, last)
+        if self.delta.size:
+            more = self.delta.totals(first, last)
+            count, volume, pnl = count + more[0], volume + more[1], pnl + more[2]
+        return count, volume, pnl
 
     def refreshed(self, store: Store) -> TradeIndex:
         """This index extended with whatever the store committed since it was built."""
@@ -139,113 +237,70 @@ class TradeIndex:
             conn.close()
 
     def _extended(self, conn: sqlite3.Connection, version: int) -> TradeIndex:
-        users = np.array(
-            conn.execute(
-                "SELECT id, kind, capital_micro FROM users WHERE changed_in > ?", (self.version,)
-            ).fetchall(),
-            dtype=np.int64,
-        ).reshape(-1, 3)
-        kind, capital = self.kind, self.capital
-        kinds_changed = False
-        if users.size:
-            size = max(kind.size, int(users[:, 0].max()) + 1)
-            kind = np.full(size, -1, dtype=np.int8)
-            kind[: self.kind.size] = self.kind
-            capital = np.zeros(size, dtype=np.int64)
-            capital[: self.capital.size] = self.capital
-            ids = users[:, 0]
-            old = kind[ids]
-            kinds_changed = bool(np.any((old >= 0) & (old != users[:, 1])))
-            kind[ids] = users[:, 1]
-            capital[ids] = users[:, 2]
+        kind, capital, kinds_changed = self._users(conn)
         last = int(conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
         new = _read_trades(conn, self.last_trade, last)
-        new_key = (new[:, 0] << SHIFT) + new[:, 1]
-        order = np.argsort(new_key, kind="stable")
-        new_key, new_vol, new_pnl = new_key[order], new[order, 2], new[order, 3]
-
-        rollups = self.rollups
-        if not kinds_changed and new_key.size:
-            rollups = {
-                size: self._rollup_plus(rollup, new_key, new_vol, kind) for size, rollup in rollups.items()
-            }
-        key, cum_volume, cum_pnl = _merge(self, new_key, new_vol, new_pnl)
-        index = replace(
+        main, delta, rollups = self.main, self.delta, self.rollups
+        if kinds_changed:
+            main, delta = main.merged(delta).merged(new), Run.empty()
+            rollups = _rollups((main,), kind)
+        elif new.size:
+            rollups = {size: r.plus(new, kind, (main, delta)) for size, r in rollups.items()}
+            delta = delta.merged(new)
+            if delta.size > max(DELTA_MIN, main.size // 8):
+                main, delta = main.merged(delta), Run.empty()
+        traders = self.traders
+        if kinds_changed or new.size:
+            everyone = np.union1d(traders[2], np.unique(new.key >> SHIFT))
+            kinds = kind[everyone]
+            traders = (everyone[kinds == 0], everyone[kinds == 1], everyone)
+        return replace(
             self,
             version=version,
+            previous_version=self.version,
+            latest=new,
             last_trade=last,
             kind=kind,
             capital=capital,
-            key=key,
-            cum_volume=cum_volume,
-            cum_pnl=cum_pnl,
+            main=main,
+            delta=delta,
+            traders=traders,
             rollups=rollups,
         )
-        if kinds_changed:
-            index = replace(index, rollups=index._rollups_from_scratch())
-        if kinds_changed or new_key.size:
-            index = replace(index, traders=index._traders())
-        return index
 
-    def _rollup_plus(self, rollup: Rollup, new_key: I64, new_vol: I64, kind: NDArray[np.int8]) -> Rollup:
-        """Add a batch of new trades (sorted by key) to a rollup, counting only new (user, bucket) pairs."""
-        user, ts = new_key >> SHIFT, new_key & ((1 << SHIFT) - 1)
-        bucket = ts // rollup.size
-        first = np.ones(new_key.size, dtype=np.bool_)
-        first[1:] = (user[1:] != user[:-1]) | (bucket[1:] != bucket[:-1])
-        if self.key.size:
-            base = user << SHIFT
-            lo = np.searchsorted(self.key, base + bucket * rollup.size, side="left")
-            hi = np.searchsorted(self.key, base + (bucket + 1) * rollup.size, side="left")
-            first &= hi == lo
-        return rollup.plus(bucket, kind[user].astype(np.int64), new_vol, first)
-
-    def _rollups_from_scratch(self) -> dict[int, Rollup]:
-        volume = self.trade_volumes()
-        blank = replace(self, key=np.zeros(0, dtype=np.int64))
-        return {size: blank._rollup_plus(Rollup.empty(size), self.key, volume, self.kind) for size in SIZES}
-
-    def trade_volumes(self) -> I64:
-        """Each trade's volume, in key order."""
-        return np.diff(self.cum_volume)
-
-    def _traders(self) -> tuple[I64, I64, I64]:
-        """The sorted ids of users with trades: humans, agents, all."""
-        users = np.unique(self.key >> SHIFT)
-        kinds = self.kind[users]
-        return users[kinds == 0], users[kinds == 1], users
+    def _users(self, conn: sqlite3.Connection) -> tuple[Kinds, I64, bool]:
+        """Kinds and capitals with the users changed since this index's version; did a kind change?"""
+        rows = conn.execute("SELECT id, kind, capital_micro FROM users WHERE changed_in > ?", (self.version,))
+        users = np.array(rows.fetchall(), dtype=np.int64).reshape(-1, 3)
+        if users.size == 0:
+            return self.kind, self.capital, False
+        size = max(self.kind.size, int(users[:, 0].max()) + 1)
+        kind = np.full(size, -1, dtype=np.int8)
+        kind[: self.kind.size] = self.kind
+        capital = np.zeros(size, dtype=np.int64)
+        capital[: self.capital.size] = self.capital
+        ids = users[:, 0]
+        old = kind[ids]
+        changed = bool(np.any((old >= 0) & (old != users[:, 1])))
+        kind[ids] = users[:, 1]
+        capital[ids] = users[:, 2]
+        return kind, capital, changed
 
 
-def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> I64:
-    """Trades with after < id <= upto as an (n, 4) array of user, ts, volume, pnl."""
-    cursor = conn.execute(
-        "SELECT user_ref, ts, volume_micro, pnl_micro FROM trades WHERE id > ? AND id <= ?", (after, upto)
+def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> Run:
+    """The trades with after < id <= upto, as a run (filled column by column, without a row copy)."""
+    count = int(
+        conn.execute("SELECT count(*) FROM trades WHERE id > ? AND id <= ?", (after, upto)).fetchone()[0]
     )
-    parts = []
+    key, volume, pnl = (np.empty(count, dtype=np.int64) for _ in range(3))
+    cursor = conn.execute(
+        "SELECT (user_ref << ?) + ts, volume_micro, pnl_micro FROM trades WHERE id > ? AND id <= ?",
+        (SHIFT, after, upto),
+    )
+    at = 0
     while rows := cursor.fetchmany(_CHUNK):
-        parts.append(np.array(rows, dtype=np.int64))
-    if not parts:
-        return np.zeros((0, 4), dtype=np.int64)
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
-
-
-def _merge(index: TradeIndex, new_key: I64, new_vol: I64, new_pnl: I64) -> tuple[I64, I64, I64]:
-    """The index's key and prefix sums with the new (sorted) trades merged in."""
-    if new_key.size == 0:
-        return index.key, index.cum_volume, index.cum_pnl
-    at = np.searchsorted(index.key, new_key, side="right")
-    key = np.insert(index.key, at, new_key)
-    volume = np.insert(np.diff(index.cum_volume), at, new_vol)
-    pnl = np.insert(np.diff(index.cum_pnl), at, new_pnl)
-    return key, _prefix(volume), _prefix(pnl)
-
-
-def _prefix(values: I64) -> I64:
-    """[0, v0, v0+v1, ...], refusing totals that could overflow 64-bit integers."""
-    if float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
-        raise OverflowError(
-            "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
-        )
-    out = np.zeros(values.size + 1, dtype=np.int64)
-    np.cumsum(values, out=out[1:])
-    return out
+        block = np.array(rows, dtype=np.int64)
+        n = block.shape[0]
+        key[at : at + n], volume[at : at + n], pnl[at : at + n] = block[:, 0], block[:, 1], block[:, 2]
+        at += n
+    return Run.of(key[:at], volume[:at], pnl[:at])

@@ -1,6 +1,9 @@
 """The metric definitions of CONTRACT.md sections 4 and 5, computed from a `TradeIndex`.
 
-Pure functions of (index, filter, period, now): no clock, no I/O, no cache.
+Pure functions: no clock, no I/O, no cache. The expensive part of a dashboard is each trader's
+activity over the windows W, W', W'' and the last bucket; a `PeriodState` holds it for every trader
+at one (period, now), so the three filters are masks of one state, and an import moves a state
+forward by just the new trades (`PeriodState.advanced`).
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from fractions import Fraction
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
-from cymetica_mcp.index import I64, SHIFT, TradeIndex
+from cymetica_mcp.index import I64, SHIFT, TS_MASK, TradeIndex, group_sum
 from cymetica_mcp.models import (
     ActivityPoint,
     Dashboard,
@@ -48,28 +52,65 @@ class Activity:
         """Which users traded in the window."""
         return self.trades > 0
 
+    def subset(self, mask: NDArray[np.bool_] | None) -> Activity:
+        """The same figures for the users where `mask` holds (all of them for None)."""
+        if mask is None:
+            return self
+        return Activity(self.users[mask], self.trades[mask], self.volume[mask], self.pnl[mask])
 
-def population(index: TradeIndex, filter: Filter) -> I64:
-    """The sorted ids of the population's users that have ever traded."""
-    humans, agents, everyone = index.traders
-    if filter is Filter.HUMANS:
-        return humans
-    if filter is Filter.AGENTS:
-        return agents
-    return everyone
+    def plus(self, slot: I64, volume: I64, pnl: I64) -> Activity:
+        """These figures with more trades added (`slot`: each trade's position in `users`)."""
+        n = self.users.size
+        return Activity(
+            self.users,
+            self.trades + np.bincount(slot, minlength=n),
+            self.volume + group_sum(slot, volume, n),
+            self.pnl + group_sum(slot, pnl, n),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodState:
+    """Every trader's activity over W, W', W'' and W's last bucket, for one period at one instant."""
+
+    version: int
+    period: Period
+    now: int
+    users: I64
+    spans: tuple[tuple[int, int], ...]
+    acts: tuple[Activity, ...]
+
+    @classmethod
+    def of(cls, index: TradeIndex, period: Period, now: int) -> PeriodState:
+        """Computed from scratch: two binary searches per trader and span."""
+        w, w1, w2 = windows(period, now)
+        tail = (w.start + (w.count - 1) * w.size, w.end)
+        spans = ((w.start, w.end), (w1.start, w1.end), (w2.start, w2.end), tail)
+        users = index.traders[2]
+        acts = tuple(activity(index, users, a, b) for a, b in spans)
+        return cls(index.version, period, now, users, spans, acts)
+
+    def advanced(self, index: TradeIndex) -> PeriodState | None:
+        """This state moved to the index's version using only the newest trades; None if it cannot be."""
+        if index.version == self.version:
+            return self
+        if index.previous_version != self.version or index.traders[2].size != self.users.size:
+            return None  # more than one import behind, or new traders: recompute
+        new = index.latest
+        user, ts = new.key >> SHIFT, new.key & TS_MASK
+        slot = np.searchsorted(self.users, user)
+        volume, pnl = new.volumes(), np.diff(new.cum_pnl)
+        acts = []
+        for act, (a, b) in zip(self.acts, self.spans, strict=True):
+            inside = (ts >= a) & (ts <= b)
+            acts.append(act.plus(slot[inside], volume[inside], pnl[inside]) if inside.any() else act)
+        return PeriodState(index.version, self.period, self.now, self.users, self.spans, tuple(acts))
 
 
 def activity(index: TradeIndex, users: I64, start: int, end: int) -> Activity:
     """Per-user totals over trades with start <= ts <= end: two binary searches per user."""
-    base = users << SHIFT
-    lo = np.searchsorted(index.key, base + start, side="left")
-    hi = np.searchsorted(index.key, base + end, side="right")
-    return Activity(
-        users,
-        hi - lo,
-        index.cum_volume[hi] - index.cum_volume[lo],
-        index.cum_pnl[hi] - index.cum_pnl[lo],
-    )
+    count, volume, pnl = index.totals(users, start, end)
+    return Activity(users, count, volume, pnl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +172,11 @@ def usdc(micro: int) -> float:
 
 
 def series(
-    index: TradeIndex, users: I64, filter: Filter, window: Window
+    index: TradeIndex, tail: Activity, filter: Filter, window: Window
 ) -> tuple[list[VolumePoint], list[ActivityPoint]]:
     """The per-bucket volume and activity series: full buckets from the rollup, the last one exact."""
     full = window.count - 1
     volume, trades, distinct = index.rollups[window.size].window(window.start // window.size, full)
-    last_start = window.start + full * window.size
-    tail = activity(index, users, last_start, window.end)
     kinds = index.kind[tail.users]
     tail_active = tail.active
     volume = np.concatenate([volume, np.zeros((2, 1), dtype=np.int64)], axis=1)
@@ -184,9 +223,14 @@ def _card(label: str, suffix: str, value: Figure | None, previous: Figure | None
 
 def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dashboard:
     """The dashboard for (filter, period) evaluated at `now`, exactly as CONTRACT.md defines it."""
-    w, w1, w2 = windows(period, now)
-    users = population(index, filter)
-    cur, prev, prev2 = (activity(index, users, x.start, x.end) for x in (w, w1, w2))
+    return dashboard(index, PeriodState.of(index, period, now), filter)
+
+
+def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboard:
+    """The dashboard of one population, from a state at the index's version."""
+    kinds = index.kind[state.users]
+    mask = None if filter is Filter.ALL else kinds == KINDS[filter][0]
+    cur, prev, prev2, tail = (act.subset(mask) for act in state.acts)
     v, v1 = card_values(index, cur), card_values(index, prev)
     active = MetricCard(
         label="Active Users",
@@ -201,10 +245,10 @@ def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dash
         avg_capital=_card("Avg Capital", "USDC", v.avg_capital, v1.avg_capital, 2),
         avg_roi=_card("Avg ROI", "%", v.avg_roi, v1.avg_roi, 1),
         filter=filter,
-        period=period,
-        timestamp=iso(now),
+        period=state.period,
+        timestamp=iso(state.now),
     )
-    vol_points, user_points = series(index, users, filter, w)
+    vol_points, user_points = series(index, tail, filter, windows(state.period, state.now)[0])
     return Dashboard(
         metrics=metrics,
         volume_over_time=vol_points,

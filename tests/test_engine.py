@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from cymetica_mcp import index as index_module
 from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine
 from cymetica_mcp.index import TradeIndex
 from cymetica_mcp.ingest import import_files
-from cymetica_mcp.metrics import compute
+from cymetica_mcp.metrics import PeriodState, compute
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
-from cymetica_mcp.windows import DAY, HOUR
+from cymetica_mcp.windows import DAY, HOUR, iso
 
 from .conftest import NOW
 
@@ -31,18 +32,28 @@ def every_dashboard(index: TradeIndex, now: int) -> list[dict[str, object]]:
     return [compute(index, f, p, now).to_wire() for f, p in PAIRS]
 
 
-def test_an_index_extended_import_by_import_equals_one_built_at_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "delta_min", [0, 500, 1 << 18], ids=["merge-eagerly", "merge-sometimes", "merge-rarely"]
+)
+def test_an_index_extended_import_by_import_equals_one_built_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delta_min: int
+) -> None:
+    monkeypatch.setattr(index_module, "DELTA_MIN", delta_min)
     store = Store(tmp_path / "s.db")
     users, trades = write_demo(DemoSpec(users=60, trades=3_000, days=65, seed=11), NOW, tmp_path / "a")
     lines = trades.read_text().splitlines(keepends=True)
     header, body = lines[0], lines[1:]
     import_files(store, users)
     index = TradeIndex.load(store)
-    for part, chunk in enumerate((body[:1000], body[1000:1001], body[1001:])):
+    both_runs_answered = False
+    for part, chunk in enumerate((body[:1000], body[1000:1001], body[1001:1300], body[1300:])):
         path = tmp_path / f"part{part}.csv"
         path.write_text(header + "".join(chunk))
         import_files(store, trades=path)
         index = index.refreshed(store)
+        assert every_dashboard(index, NOW) == every_dashboard(TradeIndex.load(store), NOW)
+        both_runs_answered |= bool(index.main.size and index.delta.size)
+    assert both_runs_answered or delta_min != 500
     # a kind change of users with trades, and a brand-new user, in a later import
     with store.read() as conn:
         human, agent = (
@@ -63,6 +74,7 @@ def test_an_index_extended_import_by_import_equals_one_built_at_once(tmp_path: P
     report = import_files(store, flipped, more)
     assert (report.users_updated, report.users_inserted) == (2, 1)
     index = index.refreshed(store)
+    monkeypatch.setattr(index_module, "DELTA_MIN", 1 << 18)
     fresh = TradeIndex.load(store)
     assert index.version == fresh.version == store.data_version()
     for now in (NOW, NOW - 7 * DAY - 1234, NOW + 3 * HOUR):
@@ -119,4 +131,64 @@ def test_an_import_by_another_process_shows_in_the_next_dashboard(demo_store: St
     after = engine.dashboard(Filter.HUMANS, Period.H24, NOW)
     assert after.metrics.trading_volume.value == pytest.approx(before.metrics.trading_volume.value + 1000)
     assert after.volume_over_time[-1].trade_count == before.volume_over_time[-1].trade_count + 1
+    engine.close()
+
+
+def test_dashboards_moved_forward_by_an_import_equal_ones_computed_afresh(
+    demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed_afresh: list[Period] = []
+    of = PeriodState.of.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[PeriodState], index: TradeIndex, period: Period, now: int) -> PeriodState:
+        computed_afresh.append(period)
+        return of(cls, index, period, now)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(PeriodState, "of", classmethod(counting))
+    engine = Engine(demo_store, clock=lambda: NOW, max_age=3600)
+    human = a_human(demo_store)
+    with demo_store.read() as conn:
+        agent = conn.execute("SELECT user_id FROM users WHERE kind = 1 ORDER BY id LIMIT 1").fetchone()[0]
+    header = "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
+    stamps = [NOW, NOW - 5, NOW - 3600, NOW - 86_400, NOW - 86_400 * 7 - 60, NOW - 86_400 * 45, NOW + 1]
+    batches = [
+        [
+            f"x{i},{who},{iso(ts)},{10 + i}.125,-{i}.5"
+            for i, ts in enumerate(stamps)
+            for who in (human, agent)
+        ],
+        [f"y1,{agent},{iso(NOW - 7200)},3,3"],
+        [f"z1,{human},{iso(NOW - 10)},1,1"],
+        [f"z2,{agent},{iso(NOW - 20)},2,2"],  # two imports between two requests
+        [f"w1,newcomer,{iso(NOW - 30)},4,4"],  # a new trader
+    ]
+    (tmp_path / "newcomer.csv").write_text(
+        "user_id,kind,capital_usdc,created_at\nnewcomer,agent,100,2026-01-01T00:00:00Z\n"
+    )
+    import_files(demo_store, users=tmp_path / "newcomer.csv")
+    for number, lines in enumerate(batches):
+        if number != 3:  # batches 2 and 3 land with no request between them
+            every = [engine.dashboard(f, p) for f, p in PAIRS]
+        path = tmp_path / f"batch{number}.csv"
+        path.write_text(header + "\n".join(lines) + "\n")
+        import_files(demo_store, trades=path)
+        if number == 2:
+            continue
+        fresh = TradeIndex.load(demo_store)
+        computed_afresh.clear()
+        after = [engine.dashboard(f, p).to_wire() for f, p in PAIRS]
+        # imports since the state's last refresh, among known traders: moved forward; a new trader: recomputed
+        assert computed_afresh == ([] if number < 4 else list(Period))
+        assert after == every_dashboard(fresh, NOW)
+        assert after != [d.to_wire() for d in every]
+    # a state left behind by more than one refresh of the index is recomputed
+    for name, who in (("v1", human), ("v2", agent)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(header + f"{name},{who},{iso(NOW - 40)},5,5\n")
+        import_files(demo_store, trades=path)
+        engine.dashboard(Filter.ALL, Period.H24)
+    computed_afresh.clear()
+    after = [engine.dashboard(f, p).to_wire() for f, p in PAIRS]
+    assert computed_afresh == [Period.D7, Period.D30]
+    assert after == every_dashboard(TradeIndex.load(demo_store), NOW)
     engine.close()
