@@ -1,0 +1,168 @@
+"""What `et_analytics_dashboard` accepts and returns: its arguments and the contract's envelopes.
+
+Success: `{success: true, data: <Dashboard>, description, meta}` where `data` is exactly the REST
+object and `meta` says what was computed (windows, instant, store version). Failure:
+`{success: false, error: {code, message}}` on a result with `isError` set. Both are sent as
+structured content and as the same JSON in a text block for clients without structured content.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel, ConfigDict, Field
+
+from cymetica_mcp.config import parse_now
+from cymetica_mcp.engine import Result
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Dashboard, Filter, Period
+from cymetica_mcp.windows import Window, iso, windows
+
+ARGUMENTS: Final = ("filter", "period", "as_of")
+
+
+class DashboardArguments(BaseModel):
+    """Which users, which window, at which instant."""
+
+    # The published input schema only: `parse_arguments` validates, so every refusal has our code.
+
+    model_config = ConfigDict(extra="forbid", title="et_analytics_dashboard arguments")
+
+    filter: Literal["all", "humans", "agents"] = Field(
+        default="all",
+        description="Which users count: all (default), humans, or agents (trading bots).",
+    )
+    period: Literal["24h", "7d", "30d"] = Field(
+        default="24h",
+        description="Window length ending at as_of: 24h (24 hourly buckets, default), "
+        "7d (28 six-hour buckets) or 30d (30 daily buckets).",
+    )
+    as_of: str | None = Field(
+        default=None,
+        description="Optional evaluation instant, ISO 8601 with offset such as 2026-03-20T12:00:00Z, "
+        "not in the future: ask about a past moment reproducibly. Omit for now.",
+    )
+
+
+INPUT_SCHEMA: Final[dict[str, Any]] = DashboardArguments.model_json_schema()
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Validated tool arguments: which dashboard, at which instant (None: the server's now)."""
+
+    filter: Filter
+    period: Period
+    as_of: int | None
+
+
+def parse_arguments(arguments: Mapping[str, object], now: int) -> Query:
+    """Validate raw tool arguments against the schema, or raise the contract's error for the first fault."""
+    unknown = sorted(set(arguments) - set(ARGUMENTS))
+    if unknown:
+        raise AnalyticsError(
+            "invalid_argument",
+            f"unknown argument {', '.join(map(repr, unknown))}; accepted: filter (all, humans, agents), "
+            "period (24h, 7d, 30d), as_of (ISO 8601 UTC time)",
+        )
+    filter = Filter.parse(arguments.get("filter", Filter.ALL.value))
+    period = Period.parse(arguments.get("period", Period.H24.value))
+    return Query(filter, period, parse_as_of(arguments.get("as_of"), now))
+
+
+def parse_as_of(value: object, now: int) -> int | None:
+    """An optional ISO 8601 instant that is not after `now`, or `invalid_as_of`."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise AnalyticsError(
+            "invalid_as_of",
+            f"as_of must be a string, an ISO 8601 UTC time such as 2026-03-20T12:34:56Z; got {type(value).__name__}",
+        )
+    instant = parse_now(value)
+    if instant > now:
+        raise AnalyticsError(
+            "invalid_as_of",
+            f"as_of {iso(instant)} is in the future (the server's now is {iso(now)}); "
+            "accepted: an ISO 8601 UTC time not after now, or no as_of for now",
+        )
+    return instant
+
+
+class Span(BaseModel):
+    """A closed interval of time, both ends included (ISO 8601 UTC)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: str
+    end: str
+
+
+class Meta(BaseModel):
+    """What the dashboard was computed from, so an agent can cite exactly what it saw."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    as_of: str = Field(description="The evaluation instant (= data.metrics.timestamp).")
+    window: Span = Field(description="The current window W: oldest bucket start to as_of.")
+    previous_window: Span = Field(description="W shifted back by one period: what `change` compares with.")
+    bucket_seconds: int = Field(description="Length of one series bucket in seconds.")
+    buckets: int = Field(description="Number of points in each series.")
+    data_version: int = Field(description="The store's import counter the figures were computed from.")
+    computed_at: str = Field(description="When the server computed these figures (ISO 8601 UTC).")
+    cached: bool = Field(description="Whether this result was served from the server's short-lived cache.")
+
+
+class Success(BaseModel):
+    """The tool's successful result (CONTRACT.md section 6) plus `meta`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    success: Literal[True] = True
+    data: Dashboard = Field(description="The dashboard: exactly the REST object.")
+    description: str = Field(description="One-line summary of the headline figures.")
+    meta: Meta
+
+
+def _span(window: Window) -> Span:
+    return Span(start=iso(window.start), end=iso(window.end))
+
+
+def success(result: Result) -> Success:
+    """The success envelope for an engine result."""
+    period = result.dashboard.metrics.period
+    current, previous, _ = windows(period, result.now)
+    meta = Meta(
+        as_of=iso(result.now),
+        window=_span(current),
+        previous_window=_span(previous),
+        bucket_seconds=current.size,
+        buckets=current.count,
+        data_version=result.data_version,
+        computed_at=result.computed_at,
+        cached=result.cached,
+    )
+    return Success(data=result.dashboard, description=result.dashboard.describe(), meta=meta)
+
+
+def to_json(envelope: Mapping[str, object]) -> str:
+    """Compact JSON for a text block."""
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+
+
+def success_result(envelope: Success) -> CallToolResult:
+    """A tool result carrying the success envelope as structured content and as JSON text."""
+    body = envelope.model_dump(mode="json")
+    return CallToolResult(content=[TextContent(type="text", text=to_json(body))], structured_content=body)
+
+
+def failure_result(error: AnalyticsError) -> CallToolResult:
+    """An `isError` tool result carrying `{success: false, error: {code, message}}`."""
+    body = error.to_dict()
+    return CallToolResult(
+        content=[TextContent(type="text", text=to_json(body))], structured_content=body, is_error=True
+    )

@@ -1,0 +1,132 @@
+"""The dashboards as MCP resources, and the notices their subscribers get when new trades arrive.
+
+`analytics://dashboard/{filter}/{period}` names one dashboard. A watcher polls the store's
+`data_version` (one indexed row); when an import committed by any process moves it, every dashboard
+may have changed, so subscribers are told `notifications/resources/updated` for each URI:
+
+- 2025-era sessions subscribe with `resources/subscribe` (handled here, per connection);
+- 2026-07-28 sessions listen with `subscriptions/listen` (the SDK's bus; we publish to it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+from mcp.server.subscriptions import SubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Filter, Period
+
+log = logging.getLogger(__name__)
+
+SCHEME: Final = "analytics://dashboard/"
+URI_TEMPLATE: Final = SCHEME + "{filter}/{period}"
+POLL_SECONDS: Final = 1.0
+
+
+def dashboard_uri(filter: Filter, period: Period) -> str:
+    """The resource URI of one dashboard: analytics://dashboard/agents/7d."""
+    return f"{SCHEME}{filter.value}/{period.value}"
+
+
+ALL_URIS: Final = tuple(dashboard_uri(f, p) for f in Filter for p in Period)
+
+
+def parse_dashboard_uri(uri: str) -> tuple[Filter, Period]:
+    """The (filter, period) a dashboard URI names, or the contract's error saying what is accepted."""
+    parts = uri.removeprefix(SCHEME).split("/") if uri.startswith(SCHEME) else []
+    if len(parts) != 2:
+        raise AnalyticsError(
+            "invalid_argument",
+            f"unknown resource {uri!r}; accepted: {URI_TEMPLATE} with filter all, humans or agents "
+            "and period 24h, 7d or 30d",
+        )
+    return Filter.parse(parts[0]), Period.parse(parts[1])
+
+
+def _connection_key(session: ServerSession) -> object:
+    """What identifies a client connection: a ServerSession is built per request, its connection is not."""
+    return getattr(session, "_connection", session)
+
+
+class DashboardUpdates:
+    """Subscriptions to dashboard resources and the watcher that notifies them after imports."""
+
+    def __init__(
+        self,
+        data_version: Callable[[], int],
+        bus: SubscriptionBus,
+        *,
+        interval: float = POLL_SECONDS,
+    ) -> None:
+        self._data_version = data_version
+        self._bus = bus
+        self.interval = interval
+        self._subscribers: dict[object, tuple[ServerSession, set[str]]] = {}
+
+    async def subscribe(self, ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
+        """`resources/subscribe` (2025-era sessions): remember this connection wants `uri`."""
+        uri = _checked(params.uri)
+        key = _connection_key(ctx.session)
+        _, uris = self._subscribers.setdefault(key, (ctx.session, set()))
+        uris.add(uri)
+        log.debug("subscribed to %s (%d connections)", uri, len(self._subscribers))
+        return EmptyResult()
+
+    async def unsubscribe(
+        self, ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams
+    ) -> EmptyResult:
+        """`resources/unsubscribe`: forget it (unknown subscriptions are ignored)."""
+        key = _connection_key(ctx.session)
+        entry = self._subscribers.get(key)
+        if entry is not None:
+            entry[1].discard(params.uri)
+            if not entry[1]:
+                del self._subscribers[key]
+        return EmptyResult()
+
+    async def watch(self) -> None:
+        """Poll the store's data version until cancelled; notify subscribers whenever it moves."""
+        last = await anyio.to_thread.run_sync(self._data_version)
+        log.debug("watching the store for imports (data version %d, every %.2f s)", last, self.interval)
+        while True:
+            await anyio.sleep(self.interval)
+            try:
+                version = await anyio.to_thread.run_sync(self._data_version)
+            except Exception as exc:  # a busy or briefly unreadable store: try again next tick
+                log.warning("could not read the store's data version: %s", exc)
+                continue
+            if version != last:
+                log.info("data version %d -> %d: notifying dashboard subscribers", last, version)
+                last = version
+                await self.notify()
+
+    async def notify(self) -> None:
+        """Tell every subscriber, of either era, that every dashboard may have changed."""
+        for uri in ALL_URIS:
+            await self._bus.publish(ResourceUpdated(uri=uri))
+        for key, (session, uris) in list(self._subscribers.items()):
+            try:
+                for uri in sorted(uris):
+                    await session.send_resource_updated(uri)
+            except Exception as exc:  # the connection is gone: drop its subscriptions
+                log.debug("dropping subscriptions of a closed connection: %r", exc)
+                self._subscribers.pop(key, None)
+
+
+def _checked(uri: str) -> str:
+    """The URI if it names a dashboard, else an INVALID_PARAMS protocol error carrying the envelope."""
+    try:
+        filter, period = parse_dashboard_uri(uri)
+    except AnalyticsError as exc:
+        raise MCPError(code=INVALID_PARAMS, message=exc.message, data=exc.to_dict()) from None
+    return dashboard_uri(filter, period)
