@@ -13,6 +13,8 @@ an eighth of it. SQLite stays the truth: the index is rebuilt from it at will.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import sqlite3
 from dataclasses import dataclass, replace
 from typing import Final
@@ -20,6 +22,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from cymetica_mcp.directory import DayDirectory
 from cymetica_mcp.store import Store
 
 SHIFT: Final = 34
@@ -33,6 +36,12 @@ _CHUNK: Final = 262_144
 
 I64 = NDArray[np.int64]
 Kinds = NDArray[np.int8]
+
+
+def _return_free_memory() -> None:
+    """Hand freed heap pages back to the OS after a large build (glibc keeps them otherwise)."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def group_sum(groups: I64, values: I64, n: int) -> I64:
@@ -64,12 +73,25 @@ class Run:
     key: I64
     cum_volume: I64
     cum_pnl: I64
+    days: DayDirectory | None = None
 
     @classmethod
     def of(cls, key: I64, volume: I64, pnl: I64) -> Run:
         """A run of trades (sorted here)."""
         order = np.argsort(key, kind="stable")
         return cls(key[order], _prefix(volume[order]), _prefix(pnl[order]))
+
+    def with_directory(self) -> Run:
+        """This run with a day directory, for the large main run that most queries search."""
+        return replace(self, days=DayDirectory.build(self.key, SHIFT))
+
+    def left(self, users: I64, ts: int) -> I64:
+        """Per user: the position of their first trade with time >= ts."""
+        if self.days is not None:
+            found = self.days.left(self.key, users, ts)
+            if found is not None:
+                return found
+        return np.searchsorted(self.key, (users << SHIFT) + ts, side="left")
 
     @classmethod
     def empty(cls) -> Run:
@@ -85,10 +107,9 @@ class Run:
         """Each trade's volume, in key order."""
         return np.diff(self.cum_volume)
 
-    def totals(self, first: I64, last: I64) -> tuple[I64, I64, I64]:
-        """Per query: count, volume and pnl of the trades with first <= key <= last."""
-        lo = np.searchsorted(self.key, first, side="left")
-        hi = np.searchsorted(self.key, last, side="right")
+    def totals(self, users: I64, start: int, end: int) -> tuple[I64, I64, I64]:
+        """Per user: count, volume and pnl of their trades with start <= ts <= end."""
+        lo, hi = self.left(users, start), self.left(users, end + 1)
         return hi - lo, self.cum_volume[hi] - self.cum_volume[lo], self.cum_pnl[hi] - self.cum_pnl[lo]
 
     def holds_any(self, first: I64, end: I64) -> NDArray[np.bool_]:
@@ -216,11 +237,9 @@ class TradeIndex:
 
     def totals(self, users: I64, start: int, end: int) -> tuple[I64, I64, I64]:
         """Per user: count, volume and pnl of their trades with start <= ts <= end."""
-        base = users << SHIFT
-        first, last = base + start, base + end
-        count, volume, pnl = self.main.totals(first, last)
+        count, volume, pnl = self.main.totals(users, start, end)
         if self.delta.size:
-            more = self.delta.totals(first, last)
+            more = self.delta.totals(users, start, end)
             count, volume, pnl = count + more[0], volume + more[1], pnl + more[2]
         return count, volume, pnl
 
@@ -242,13 +261,14 @@ class TradeIndex:
         new = _read_trades(conn, self.last_trade, last)
         main, delta, rollups = self.main, self.delta, self.rollups
         if kinds_changed:
-            main, delta = main.merged(delta).merged(new), Run.empty()
+            main, delta = main.merged(delta).merged(new).with_directory(), Run.empty()
             rollups = _rollups((main,), kind)
         elif new.size:
             rollups = {size: r.plus(new, kind, (main, delta)) for size, r in rollups.items()}
             delta = delta.merged(new)
-            if delta.size > max(DELTA_MIN, main.size // 8):
-                main, delta = main.merged(delta), Run.empty()
+            if main.size == 0 or delta.size > max(DELTA_MIN, main.size // 8):
+                main, delta = main.merged(delta).with_directory(), Run.empty()
+                _return_free_memory()
         traders = self.traders
         if kinds_changed or new.size:
             everyone = np.union1d(traders[2], np.unique(new.key >> SHIFT))
