@@ -57,10 +57,12 @@ def group_sum(groups: I64, values: I64, n: int) -> I64:
 
 def _prefix(values: I64) -> I64:
     """[0, v0, v0+v1, ...], refusing totals that could overflow 64-bit integers."""
-    if float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
-        raise OverflowError(
-            "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
-        )
+    if values.size:
+        largest = max(abs(int(values.min())), abs(int(values.max())))
+        if largest * values.size >= INT64_SAFE and float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
+            raise OverflowError(
+                "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
+            )
     out = np.zeros(values.size + 1, dtype=np.int64)
     np.cumsum(values, out=out[1:])
     return out
