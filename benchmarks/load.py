@@ -1,0 +1,105 @@
+"""A small HTTP/1.1 keep-alive load generator, run in a process of its own next to the server.
+
+    python -m benchmarks.load --port 8123 --path /api/v1/analytics/dashboard \\
+        --header "Authorization: Bearer KEY" --connections 16 --seconds 5
+
+Each connection sends a request, reads the whole response (Content-Length framed) and sends the next:
+closed-loop, no pipelining. Prints one JSON line: requests/s over the measured span (after a warm-up),
+status counts and latency percentiles. Plain asyncio streams keep the client cheap, so on a small
+machine the server, not the client, is what saturates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+
+async def _connection(
+    host: str,
+    port: int,
+    request: bytes,
+    start: float,
+    stop: float,
+    latencies: list[float],
+    statuses: Counter[int],
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop:
+                return
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            length = -1
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length < 0:
+                raise RuntimeError("response without Content-Length")
+            await reader.readexactly(length)
+            done = time.perf_counter()
+            if sent >= start:
+                latencies.append(done - sent)
+                statuses[status] += 1
+    finally:
+        writer.close()
+
+
+async def hammer(
+    host: str, port: int, path: str, headers: list[str], connections: int, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """Run `connections` closed-loop clients for warmup + seconds; figures over the last `seconds`."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive", *headers]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    start = time.perf_counter() + warmup
+    stop = start + seconds
+    await asyncio.gather(
+        *(_connection(host, port, request, start, stop, latencies, statuses) for _ in range(connections))
+    )
+    latencies.sort()
+    count = len(latencies)
+
+    def pct(q: float) -> float:
+        return latencies[min(count - 1, int(count * q))] * 1e3 if count else float("nan")
+
+    return {
+        "requests": count,
+        "seconds": seconds,
+        "rps": count / seconds,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "latency_ms": {"p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99)},
+        "connections": connections,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the load, print the JSON line."""
+    parser = argparse.ArgumentParser(description="closed-loop HTTP/1.1 keep-alive load generator")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/")
+    parser.add_argument("--header", action="append", default=[], help="'Name: value', repeatable")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    result = asyncio.run(
+        hammer(args.host, args.port, args.path, args.header, args.connections, args.seconds, args.warmup)
+    )
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
