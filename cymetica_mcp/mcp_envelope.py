@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from mcp.types import CallToolResult, TextContent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from cymetica_mcp.config import parse_now
 from cymetica_mcp.engine import Result
@@ -128,6 +128,36 @@ class Success(BaseModel):
     meta: Meta
 
 
+class ErrorBody(BaseModel):
+    """What went wrong, in words that say what is accepted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(
+        description="Stable, lower-case code: invalid_filter, invalid_period, invalid_as_of, "
+        "invalid_argument, unauthorized or internal."
+    )
+    message: str = Field(description="What was wrong and what is accepted.")
+
+
+class Failure(BaseModel):
+    """The tool's failed result (sent with `isError: true`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    success: Literal[False] = False
+    error: ErrorBody
+
+
+def _output_schema() -> dict[str, Any]:
+    """Success or failure: strict clients validate error results' structured content against it too."""
+    schema = TypeAdapter(Success | Failure).json_schema()
+    return {"type": "object", **schema}
+
+
+OUTPUT_SCHEMA: Final[dict[str, Any]] = _output_schema()
+
+
 def _span(window: Window) -> Span:
     return Span(start=iso(window.start), end=iso(window.end))
 
@@ -162,7 +192,7 @@ def success_result(envelope: Success) -> CallToolResult:
 
 def failure_result(error: AnalyticsError) -> CallToolResult:
     """An `isError` tool result carrying `{success: false, error: {code, message}}`."""
-    body = error.to_dict()
+    body = Failure(error=ErrorBody(code=error.code, message=error.message)).model_dump(mode="json")
     return CallToolResult(
         content=[TextContent(type="text", text=to_json(body))], structured_content=body, is_error=True
     )

@@ -9,7 +9,7 @@ computed by the engine on a worker thread. Logs go to the `cymetica_mcp` loggers
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +43,7 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.mcp_auth import AnalyticsTokenVerifier, Credentials
 from cymetica_mcp.mcp_envelope import (
     INPUT_SCHEMA,
+    OUTPUT_SCHEMA,
     Success,
     failure_result,
     parse_arguments,
@@ -247,7 +248,14 @@ def create_server(
         annotations=ToolAnnotations(
             title=TOOL_TITLE, read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
-    ).model_copy(update={"parameters": json.loads(json.dumps(INPUT_SCHEMA))})
+    )
+    # Publish our own schemas: the enums (validated by us, see RawArgumentsTool) and success-or-failure.
+    tool = tool.model_copy(
+        update={
+            "parameters": copy.deepcopy(INPUT_SCHEMA),
+            "fn_metadata": tool.fn_metadata.model_copy(update={"output_schema": copy.deepcopy(OUTPUT_SCHEMA)}),
+        }
+    )
     verifier = None
     if auth is not None:
         resource = str(auth.resource_server_url) if auth.resource_server_url else None

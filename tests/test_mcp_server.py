@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import jsonschema
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -24,6 +25,7 @@ from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine, Result, open_engine
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.mcp_auth import SCOPE, AnalyticsTokenVerifier, http_auth_settings
+from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
 from cymetica_mcp.mcp_resources import URI_TEMPLATE, dashboard_uri
 from cymetica_mcp.mcp_server import TOOL_NAME, UNAUTHORIZED_RPC_CODE, create_server
 from cymetica_mcp.models import Filter, Period
@@ -89,10 +91,12 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 def envelope(result: CallToolResult) -> dict[str, Any]:
-    """The structured envelope, checked to be exactly the JSON text block too."""
+    """The structured envelope, checked to be exactly the JSON text block too and to match the
+    published output schema (strict clients such as the TypeScript SDK check errors' content too)."""
     assert result.structured_content is not None
     assert [block.type for block in result.content] == ["text"]
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
+    jsonschema.validate(result.structured_content, OUTPUT_SCHEMA)
     return dict(result.structured_content)
 
 
@@ -123,8 +127,10 @@ async def test_tools_list_publishes_enums_defaults_annotations_and_output_schema
     assert tool.annotations.read_only_hint is True
     assert tool.annotations.idempotent_hint is True
     assert tool.annotations.open_world_hint is False
-    assert tool.output_schema is not None
-    assert set(tool.output_schema["required"]) == {"data", "description", "meta"}
+    assert tool.output_schema == OUTPUT_SCHEMA and tool.output_schema["type"] == "object"
+    success, failure = (tool.output_schema["$defs"][name] for name in ("Success", "Failure"))
+    assert set(success["required"]) == {"data", "description", "meta"}
+    assert set(failure["required"]) == {"error"}
 
 
 @pytest.mark.parametrize(("filter", "period"), COMBINATIONS)

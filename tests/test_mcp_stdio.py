@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import jsonschema
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
@@ -22,6 +23,7 @@ from mcp.types import CallToolResult, EmbeddedResource, ResourceUpdatedNotificat
 
 from cymetica_mcp.auth import KeyRing
 from cymetica_mcp.cli import main
+from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
 from cymetica_mcp.mcp_resources import dashboard_uri
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
@@ -82,9 +84,10 @@ def host(demo_store: Store, tmp_path: Path) -> Host:
 
 
 def envelope(result: CallToolResult) -> dict[str, Any]:
-    """The structured envelope, checked to be exactly the JSON text too."""
+    """The structured envelope, checked to be exactly the JSON text too and to match the output schema."""
     assert result.structured_content is not None
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
+    jsonschema.validate(result.structured_content, OUTPUT_SCHEMA)
     return dict(result.structured_content)
 
 
@@ -110,7 +113,7 @@ async def test_a_handshake_host_sees_the_schema_and_every_error_envelope(host: H
     assert tool.annotations is not None
     assert (tool.annotations.read_only_hint, tool.annotations.idempotent_hint) == (True, True)
     assert tool.annotations.open_world_hint is False
-    assert tool.output_schema is not None and "meta" in tool.output_schema["properties"]
+    assert tool.output_schema is not None and tool.output_schema["type"] == "object"
     assert capabilities.resources is not None and capabilities.resources.subscribe
     for result, code in results:
         body = envelope(result)
