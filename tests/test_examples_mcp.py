@@ -13,17 +13,20 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import jsonschema
 import pytest
 from mcp import Client, StdioServerParameters
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, open_engine
+from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
 from cymetica_mcp.mcp_server import create_server
-from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.models import Dashboard, Filter, Period
 from cymetica_mcp.store import Store
 from tests.conftest import NOW, NOW_ISO
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 CYMETICA_MCP = str(Path(sys.executable).parent / "cymetica-mcp")
 
 
@@ -171,3 +174,23 @@ async def test_claude_desktop_config_starts_the_server_as_written(demo_store: St
         result = await client.call_tool(tool.name, {"filter": "humans", "period": "30d"})
     assert not result.is_error
     assert result.structured_content is not None and result.structured_content["success"] is True
+
+
+def test_the_documented_example_is_a_real_result_and_every_error_code_is_documented() -> None:
+    doc = (ROOT / "docs" / "mcp.md").read_text()
+    example = json.loads(doc.split("```json\n")[2].split("\n```")[0])  # the second JSON block
+    jsonschema.validate(example, OUTPUT_SCHEMA)
+    dashboard = Dashboard.model_validate(example["data"])
+    assert example["description"] == dashboard.describe()
+    assert example["meta"]["as_of"] == dashboard.metrics.timestamp
+    assert len(dashboard.volume_over_time) == len(dashboard.user_activity) == example["meta"]["buckets"]
+    codes = OUTPUT_SCHEMA["$defs"]["ErrorBody"]["properties"]["code"]["description"]
+    for code in (
+        "invalid_filter",
+        "invalid_period",
+        "invalid_as_of",
+        "invalid_argument",
+        "unauthorized",
+        "internal",
+    ):
+        assert code in codes and f"| `{code}` |" in doc
