@@ -253,7 +253,9 @@ def create_server(
     tool = tool.model_copy(
         update={
             "parameters": copy.deepcopy(INPUT_SCHEMA),
-            "fn_metadata": tool.fn_metadata.model_copy(update={"output_schema": copy.deepcopy(OUTPUT_SCHEMA)}),
+            "fn_metadata": tool.fn_metadata.model_copy(
+                update={"output_schema": copy.deepcopy(OUTPUT_SCHEMA)}
+            ),
         }
     )
     verifier = None
