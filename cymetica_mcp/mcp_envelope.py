@@ -23,6 +23,7 @@ from cymetica_mcp.models import Dashboard, Filter, Period
 from cymetica_mcp.windows import Window, iso, windows
 
 ARGUMENTS: Final = ("filter", "period", "as_of")
+MAX_AS_OF: Final = 64
 
 
 class DashboardArguments(BaseModel):
@@ -64,9 +65,10 @@ def parse_arguments(arguments: Mapping[str, object], now: int) -> Query:
     """Validate raw tool arguments against the schema, or raise the contract's error for the first fault."""
     unknown = sorted(set(arguments) - set(ARGUMENTS))
     if unknown:
+        named = ", ".join(repr(name[:40]) for name in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise AnalyticsError(
             "invalid_argument",
-            f"unknown argument {', '.join(map(repr, unknown))}; accepted: filter (all, humans, agents), "
+            f"unknown argument {named}; accepted: filter (all, humans, agents), "
             "period (24h, 7d, 30d), as_of (ISO 8601 UTC time)",
         )
     filter = Filter.parse(arguments.get("filter", Filter.ALL.value))
@@ -82,6 +84,11 @@ def parse_as_of(value: object, now: int) -> int | None:
         raise AnalyticsError(
             "invalid_as_of",
             f"as_of must be a string, an ISO 8601 UTC time such as 2026-03-20T12:34:56Z; got {type(value).__name__}",
+        )
+    if len(value) > MAX_AS_OF:
+        raise AnalyticsError(
+            "invalid_as_of",
+            f"as_of is {len(value)} characters long; accepted: an ISO 8601 UTC time such as 2026-03-20T12:34:56Z",
         )
     instant = parse_now(value)
     if instant > now:

@@ -196,6 +196,8 @@ async def test_as_of_answers_for_that_past_instant(server: MCPServer[Any], engin
         ({"as_of": "2026-03-20T12:34:57Z"}, "invalid_as_of", "in the future"),
         ({"as_of": 1_774_000_000}, "invalid_as_of", "must be a string"),
         ({"filter": "all", "limit": 5}, "invalid_argument", "unknown argument 'limit'"),
+        ({"as_of": "2026-03-20T12:00:00Z" * 1000}, "invalid_as_of", "20000 characters long"),
+        ({f"x{i}": 1 for i in range(1000)}, "invalid_argument", "'x0', 'x1', 'x10', 'x100', 'x101', ..."),
     ],
 )
 async def test_bad_arguments_get_the_contract_envelope(
