@@ -80,16 +80,23 @@ class DayDirectory:
         lo = self._column(rows, column)
         if into == 0:
             return lo
-        hi = self._column(rows, column + 1)
-        length = hi - lo
+        length = self._column(rows, column + 1) - lo
         total = int(length.sum())
         if total == 0:
             return lo
-        owner = np.repeat(np.arange(users.size), length)
-        starts = np.cumsum(length) - length
-        at = np.arange(total) - np.repeat(starts, length) + np.repeat(lo, length)
-        before = (key[at] & ((1 << self.shift) - 1)) < ts
-        inside: I64 = np.bincount(owner, weights=before, minlength=users.size).astype(np.int64)
+        # positions of the users' trades of that day, concatenated: a cumulative sum of steps that
+        # jumps at each user's first trade of the day
+        some = length > 0
+        starts, span = lo[some], length[some]
+        step = np.ones(total, dtype=np.int64)
+        first = np.cumsum(span) - span
+        step[first[1:]] = starts[1:] - (starts[:-1] + span[:-1]) + 1
+        step[0] = starts[0]
+        before = (key[np.cumsum(step)] & ((1 << self.shift) - 1)) < ts
+        seen = np.zeros(total + 1, dtype=np.int64)
+        np.cumsum(before, out=seen[1:])
+        inside = np.zeros(users.size, dtype=np.int64)
+        inside[some] = seen[first + span] - seen[first]
         return lo + inside
 
     def _column(self, rows: I64, column: int) -> I64:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -109,10 +110,17 @@ class Run:
         """Each trade's volume, in key order."""
         return np.diff(self.cum_volume)
 
-    def totals(self, users: I64, start: int, end: int) -> tuple[I64, I64, I64]:
-        """Per user: count, volume and pnl of their trades with start <= ts <= end."""
-        lo, hi = self.left(users, start), self.left(users, end + 1)
-        return hi - lo, self.cum_volume[hi] - self.cum_volume[lo], self.cum_pnl[hi] - self.cum_pnl[lo]
+    def totals(self, users: I64, spans: Sequence[tuple[int, int]]) -> list[tuple[I64, I64, I64]]:
+        """Per span (start, end) and user: count, volume and pnl of the trades with start <= ts <= end."""
+        edges = {t for start, end in spans for t in (start, end + 1)}
+        at = {t: self.left(users, t) for t in sorted(edges)}  # each distinct boundary looked up once
+        out = []
+        for start, end in spans:
+            lo, hi = at[start], at[end + 1]
+            out.append(
+                (hi - lo, self.cum_volume[hi] - self.cum_volume[lo], self.cum_pnl[hi] - self.cum_pnl[lo])
+            )
+        return out
 
     def holds_any(self, first: I64, end: I64) -> NDArray[np.bool_]:
         """Per query: is there a trade with first <= key < end."""
@@ -237,13 +245,13 @@ class TradeIndex:
         )
         return start.refreshed(store)
 
-    def totals(self, users: I64, start: int, end: int) -> tuple[I64, I64, I64]:
-        """Per user: count, volume and pnl of their trades with start <= ts <= end."""
-        count, volume, pnl = self.main.totals(users, start, end)
+    def totals(self, users: I64, spans: Sequence[tuple[int, int]]) -> list[tuple[I64, I64, I64]]:
+        """Per span (start, end) and user: count, volume and pnl of their trades with start <= ts <= end."""
+        found = self.main.totals(users, spans)
         if self.delta.size:
-            more = self.delta.totals(users, start, end)
-            count, volume, pnl = count + more[0], volume + more[1], pnl + more[2]
-        return count, volume, pnl
+            more = self.delta.totals(users, spans)
+            found = [(a[0] + b[0], a[1] + b[1], a[2] + b[2]) for a, b in zip(found, more, strict=True)]
+        return found
 
     def refreshed(self, store: Store) -> TradeIndex:
         """This index extended with whatever the store committed since it was built."""

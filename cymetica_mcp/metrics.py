@@ -87,7 +87,7 @@ class PeriodState:
         tail = (w.start + (w.count - 1) * w.size, w.end)
         spans = ((w.start, w.end), (w1.start, w1.end), (w2.start, w2.end), tail)
         users = index.traders[2]
-        acts = tuple(activity(index, users, a, b) for a, b in spans)
+        acts = tuple(Activity(users, *found) for found in index.totals(users, spans))
         return cls(index.version, period, now, users, spans, acts)
 
     def advanced(self, index: TradeIndex) -> PeriodState | None:
@@ -105,12 +105,6 @@ class PeriodState:
             inside = (ts >= a) & (ts <= b)
             acts.append(act.plus(slot[inside], volume[inside], pnl[inside]) if inside.any() else act)
         return PeriodState(index.version, self.period, self.now, self.users, self.spans, tuple(acts))
-
-
-def activity(index: TradeIndex, users: I64, start: int, end: int) -> Activity:
-    """Per-user totals over trades with start <= ts <= end: two binary searches per user."""
-    count, volume, pnl = index.totals(users, start, end)
-    return Activity(users, count, volume, pnl)
 
 
 @dataclass(frozen=True, slots=True)
