@@ -53,8 +53,11 @@ def parse_dashboard_uri(uri: str) -> tuple[Filter, Period]:
     return Filter.parse(parts[0]), Period.parse(parts[1])
 
 
-def _connection_key(session: ServerSession) -> object:
-    """What identifies a client connection: a ServerSession is built per request, its connection is not."""
+def _connection_of(session: ServerSession) -> Any:
+    """The client connection behind a request's session (a ServerSession is built per request).
+
+    The SDK (2.3) exposes no public accessor; without one, each session stands for its connection.
+    """
     return getattr(session, "_connection", session)
 
 
@@ -76,9 +79,13 @@ class DashboardUpdates:
     async def subscribe(self, ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
         """`resources/subscribe` (2025-era sessions): remember this connection wants `uri`."""
         uri = _checked(params.uri)
-        key = _connection_key(ctx.session)
-        _, uris = self._subscribers.setdefault(key, (ctx.session, set()))
-        uris.add(uri)
+        connection = _connection_of(ctx.session)
+        if connection not in self._subscribers:
+            self._subscribers[connection] = (ctx.session, set())
+            teardown = getattr(connection, "exit_stack", None)
+            if teardown is not None:  # forget the subscriptions when the connection closes
+                teardown.callback(self._subscribers.pop, connection, None)
+        self._subscribers[connection][1].add(uri)
         log.debug("subscribed to %s (%d connections)", uri, len(self._subscribers))
         return EmptyResult()
 
@@ -86,12 +93,9 @@ class DashboardUpdates:
         self, ctx: ServerRequestContext[Any], params: UnsubscribeRequestParams
     ) -> EmptyResult:
         """`resources/unsubscribe`: forget it (unknown subscriptions are ignored)."""
-        key = _connection_key(ctx.session)
-        entry = self._subscribers.get(key)
+        entry = self._subscribers.get(_connection_of(ctx.session))
         if entry is not None:
             entry[1].discard(params.uri)
-            if not entry[1]:
-                del self._subscribers[key]
         return EmptyResult()
 
     async def watch(self) -> None:
