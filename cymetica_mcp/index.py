@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cymetica_mcp.directory import DayDirectory
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import Store, chunks
 
 SHIFT: Final = 34
 """key = user << SHIFT | ts: ts < 2^33 (imports refuse later times), bucket ends < 2^34."""
@@ -33,7 +33,6 @@ SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
 DELTA_MIN: Final = 1 << 18
-_CHUNK: Final = 262_144
 
 I64 = NDArray[np.int64]
 Kinds = NDArray[np.int8]
@@ -81,7 +80,7 @@ class Run:
     @classmethod
     def of(cls, key: I64, volume: I64, pnl: I64) -> Run:
         """A run of trades (sorted here)."""
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)  # ties (one user, one second) may come in any order: sums are the same
         return cls(key[order], _prefix(volume[order]), _prefix(pnl[order]))
 
     def with_directory(self) -> Run:
@@ -318,19 +317,12 @@ class TradeIndex:
 
 
 def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> Run:
-    """The trades with after < id <= upto, as a run (filled column by column, without a row copy)."""
-    count = int(
-        conn.execute("SELECT count(*) FROM trades WHERE id > ? AND id <= ?", (after, upto)).fetchone()[0]
-    )
-    key, volume, pnl = (np.empty(count, dtype=np.int64) for _ in range(3))
-    cursor = conn.execute(
-        "SELECT (user_ref << ?) + ts, volume_micro, pnl_micro FROM trades WHERE id > ? AND id <= ?",
-        (SHIFT, after, upto),
-    )
-    at = 0
-    while rows := cursor.fetchmany(_CHUNK):
-        block = np.array(rows, dtype=np.int64)
-        n = block.shape[0]
-        key[at : at + n], volume[at : at + n], pnl[at : at + n] = block[:, 0], block[:, 1], block[:, 2]
-        at += n
-    return Run.of(key[:at], volume[:at], pnl[:at])
+    """The trades with after < id <= upto, as a run (from the packed chunks wherever they cover)."""
+    keys, volumes, pnls = [], [], []
+    for user, ts, volume, pnl in chunks.read_columns(conn, after, upto):
+        keys.append((user << SHIFT) + ts)
+        volumes.append(volume)
+        pnls.append(pnl)
+    if not keys:
+        return Run.empty()
+    return Run.of(np.concatenate(keys), np.concatenate(volumes), np.concatenate(pnls))

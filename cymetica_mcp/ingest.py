@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import Store, chunks
 
 Format = Literal["csv", "jsonl"]
 
@@ -331,11 +331,22 @@ def _import_trades(
     sql = "INSERT OR IGNORE INTO trades (trade_id, user_ref, ts, volume_micro, pnl_micro) VALUES (?, ?, ?, ?, ?)"
     batch: list[tuple[str, int, int, int, int]] = []
     seen = 0
+    last_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
 
     def flush() -> None:
+        nonlocal last_id
         before = conn.total_changes
         conn.executemany(sql, batch)
-        report.trades_inserted += conn.total_changes - before
+        inserted = conn.total_changes - before
+        report.trades_inserted += inserted
+        newest = int(conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
+        if newest == last_id + inserted:  # the new rows hold ids last_id+1 .. newest, in order
+            went_in = (
+                [row[1:] for row in batch] if inserted == len(batch) else chunks.inserted_rows(conn, last_id)
+            )
+            chunks.append(conn, last_id + 1, went_in)
+        # otherwise no chunk: readers then take these rows from `trades` itself
+        last_id = newest
         batch.clear()
 
     for line, row in _rows(path, fmt, TRADE_FIELDS, errors, progress):

@@ -51,4 +51,16 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         value BLOB NOT NULL
     ) STRICT;
     """,
+    # 3: each import batch's trade columns, packed (little-endian int64), written in the same
+    # transaction as the rows: a process loads millions of trades from them without a row-by-row read
+    """
+    CREATE TABLE trade_chunks (
+        first_id INTEGER PRIMARY KEY,
+        last_id  INTEGER NOT NULL,
+        user_ref BLOB NOT NULL,
+        ts       BLOB NOT NULL,
+        volume   BLOB NOT NULL,
+        pnl      BLOB NOT NULL
+    ) STRICT;
+    """,
 )
