@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -84,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # a last resort: a clear line, the traceback only at DEBUG
         log.debug("unexpected failure", exc_info=True)
         print(f"error (internal): {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -1,0 +1,48 @@
+"""Keep credentials out of the logs: `token=` values in logged URLs become `token=[redacted]`.
+
+uvicorn logs every request path with its query string: HTTP lines on `uvicorn.access`, WebSocket
+handshakes (`"WebSocket /ws/analytics?token=..." [accepted]`) on `uvicorn.error`. The published API
+puts the WebSocket token in the query string, so both loggers get a filter that rewrites the record's
+arguments in place (uvicorn's access formatter unpacks them, so their number must not change).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+REDACTED: Final = "[redacted]"
+LOGGERS: Final = ("uvicorn.access", "uvicorn.error", "uvicorn", "cymetica_mcp")
+_TOKEN: Final = re.compile(r"((?:^|[?&;\s\"'])(?:access_)?token=)[^&\s\"'#;]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with every `token=` / `access_token=` value replaced by `[redacted]`."""
+    return _TOKEN.sub(rf"\g<1>{REDACTED}", text)
+
+
+def _clean(value: object) -> object:
+    return redact(value) if isinstance(value, str) else value
+
+
+class TokenRedactor(logging.Filter):
+    """A logging filter that redacts token values in a record's message and string arguments."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the record in place; never drop it."""
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_clean(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _clean(arg) for key, arg in record.args.items()}
+        return True
+
+
+def install_redaction(names: tuple[str, ...] = LOGGERS) -> None:
+    """Add one `TokenRedactor` to each named logger (idempotent)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, TokenRedactor) for f in logger.filters):
+            logger.addFilter(TokenRedactor())

@@ -1,0 +1,55 @@
+"""What the web door can be tuned with: intervals, limits and the origins it trusts."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PUSH_INTERVAL: Final = 30.0
+"""Seconds between two `analytics_update` pushes (the published API says 30)."""
+HEARTBEAT_INTERVAL: Final = 15.0
+"""Seconds between two `heartbeat` messages on every WebSocket."""
+MAX_MESSAGE_BYTES: Final = 4_096
+"""Largest client WebSocket message; a bigger one closes the connection with 1009."""
+QUEUE_MESSAGES: Final = 8
+"""Messages a WebSocket client may have waiting; one more and it is closed as too slow."""
+SEND_TIMEOUT: Final = 10.0
+"""Seconds one WebSocket send may take before the client is closed as too slow."""
+RATE_PER_MINUTE: Final = 600.0
+"""Requests (REST calls and WebSocket messages) per minute per API key, sustained."""
+RATE_BURST: Final = 60
+"""Requests per API key allowed at once before the sustained rate applies."""
+CONNECTIONS_PER_KEY: Final = 16
+"""Open WebSockets per API key."""
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class WebOptions(BaseModel):
+    """Settings of the HTTP and WebSocket door (`cymetica-mcp serve` flags set them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL clients use; names the MCP resource (`<public_url>/mcp`).",
+    )
+    push_interval: float = Field(default=PUSH_INTERVAL, gt=0, description="Seconds between pushes.")
+    heartbeat_interval: float = Field(
+        default=HEARTBEAT_INTERVAL, gt=0, description="Seconds between heartbeats."
+    )
+    max_message_bytes: int = Field(default=MAX_MESSAGE_BYTES, gt=0, description="Largest client message.")
+    queue_messages: int = Field(default=QUEUE_MESSAGES, gt=0, description="Per-client outgoing queue bound.")
+    send_timeout: float = Field(default=SEND_TIMEOUT, gt=0, description="Longest single WebSocket send.")
+    rate_per_minute: float = Field(default=RATE_PER_MINUTE, gt=0, description="Sustained requests per key.")
+    rate_burst: int = Field(default=RATE_BURST, gt=0, description="Burst of requests per key.")
+    connections_per_key: int = Field(default=CONNECTIONS_PER_KEY, gt=0, description="WebSockets per key.")
+    allowed_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Browser origins (scheme://host[:port]) allowed besides the server's own; CORS for them.",
+    )
+    loopback_only: bool = Field(
+        default=True,
+        description="Accept only loopback Host headers (DNS-rebinding protection when bound to localhost).",
+    )
+    mcp: bool = Field(default=True, description="Mount the MCP server at /mcp.")
