@@ -1,0 +1,102 @@
+"""MCP over Streamable HTTP at /mcp of the running server, through the SDK's own client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult
+
+from cymetica_mcp.auth import KeyRing
+from cymetica_mcp.mcp_server import TOOL_NAME
+from cymetica_mcp.models import Filter, Period
+from tests.conftest import NOW
+
+from .conftest import Served
+from .helpers import forged_jwt
+
+pytestmark = pytest.mark.anyio
+
+PROBE = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@asynccontextmanager
+async def client(served: Served, token: str, mode: str = "auto") -> AsyncIterator[Client]:
+    """An SDK client session with the token as Bearer (the SDK leaves closing its HTTP client to us)."""
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+        transport = streamable_http_client(f"{served.url}/mcp", http_client=http)
+        async with Client(transport, mode=mode) as session:
+            yield session
+
+
+def envelope(result: CallToolResult) -> dict[str, Any]:
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_the_tool_over_http_gives_the_rest_dashboard(served: Served, api_key: str, mode: str) -> None:
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        rest = await http.get(
+            "/api/v1/analytics/dashboard",
+            params={"filter": "agents", "period": "7d"},
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+        token = (await http.post("/api/v1/auth/token", headers={"Authorization": f"Bearer {api_key}"})).json()
+    for credential in (api_key, token["access_token"]):
+        async with client(served, credential, mode) as mcp:
+            tools = await mcp.list_tools()
+            result = await mcp.call_tool(TOOL_NAME, {"filter": "agents", "period": "7d"})
+            refused = await mcp.call_tool(TOOL_NAME, {"period": "1y"})
+        assert [t.name for t in tools.tools] == [TOOL_NAME]
+        body = envelope(result)
+        assert body["success"] is True and body["data"] == rest.json()
+        assert body["data"] == served.engine.dashboard(Filter.AGENTS, Period.D7, NOW).to_wire()
+        assert body["description"].startswith("Analytics (agents, 7d): ")
+        assert refused.is_error and envelope(refused)["error"]["code"] == "invalid_period"
+
+
+async def test_bad_tokens_get_401_with_the_resource_metadata(served: Served, api_key: str) -> None:
+    bad = {
+        "none": {},
+        "malformed": {"Authorization": "Bearer nope"},
+        "expired": {"Authorization": f"Bearer {forged_jwt(served.store, expired=True)}"},
+        "foreign": {"Authorization": f"Bearer {forged_jwt(served.store, secret=b'k' * 32)}"},
+        "query token": {},
+    }
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        for name, headers in bad.items():
+            path = f"/mcp?token={api_key}" if name == "query token" else "/mcp"
+            resp = await http.post(path, json=PROBE, headers={**ACCEPT, **headers})
+            assert resp.status_code == 401, name
+            challenge = resp.headers["www-authenticate"]
+            assert challenge.startswith("Bearer") and "resource_metadata=" in challenge, name
+            assert "Traceback" not in resp.text
+        metadata = await http.get("/.well-known/oauth-protected-resource/mcp")
+        await anyio.to_thread.run_sync(KeyRing(served.store).revoke, 1)
+        revoked = await http.post(
+            "/mcp", json=PROBE, headers={**ACCEPT, "Authorization": f"Bearer {api_key}"}
+        )
+    assert metadata.status_code == 200
+    assert metadata.json()["resource"] == f"{served.url}/mcp"
+    assert revoked.status_code == 401
+
+
+async def test_a_key_revoked_during_a_session_is_refused_on_the_next_call(
+    served: Served, api_key: str
+) -> None:
+    async with client(served, api_key) as mcp:
+        first = await mcp.call_tool(TOOL_NAME, {})
+        await anyio.to_thread.run_sync(KeyRing(served.store).revoke, 1)
+        with pytest.raises(MCPError):  # the bearer middleware answers 401 before the tool runs
+            await mcp.call_tool(TOOL_NAME, {})
+    assert envelope(first)["success"] is True
