@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from cymetica_mcp import __version__, cli_mcp
+from cymetica_mcp import __version__, cli_mcp, cli_web
 from cymetica_mcp.config import Settings, load_settings, parse_now
 from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine, system_clock
@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 def _extend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Commands of the other doors register here: one `add_commands(commands)` line per door module."""
     cli_mcp.add_commands(commands)
+    cli_web.add_commands(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
