@@ -3,7 +3,9 @@
     python -m benchmarks.bare_server PORT PATH BODY_FILE
 
 No auth, no engine, no middleware: one route answering GET PATH with the bytes of BODY_FILE as
-application/json. What the project's REST door costs beyond this is what the ratio measures.
+application/json, under the same uvicorn settings as the app (INFO logs and the access log, which
+the benchmark sends to a file). What the project's REST door costs beyond this is what the ratio
+measures.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def main(argv: list[str]) -> int:
         return Response(body, media_type="application/json")
 
     app = Starlette(routes=[Route(path, endpoint)])
-    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
+    uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="info", access_log=True)
     return 0
 
 

@@ -8,15 +8,20 @@ every loop is bounded in count and in time.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import anyio
+import httpx
 
 from benchmarks.report import Row, skipped, versus
 
@@ -34,6 +39,21 @@ MODULES: Final = {
 MCP_ROUNDS: Final = 40
 """Calls per pair and tool: 9 pairs x 40 x 2 tools = 720 round trips."""
 MCP_TIME_LIMIT: Final = 120.0
+DASHBOARD: Final = "/api/v1/analytics/dashboard?filter=all&period=24h"
+REST_ROUNDS: Final = 2
+"""Load rounds per server, alternating app and bare route, each of REST_SECONDS after a 1 s warm-up."""
+REST_SECONDS: Final = 4.0
+REST_CONNECTIONS: Final = 16
+WS_CLIENTS: Final = 1000
+PUSH_INTERVAL: Final = 2.0
+"""The benchmark server's push interval (the default is 30 s): ticks often enough to time several."""
+WS_SECONDS: Final = 13.0
+"""Measured span of the fan-out: the ticks that start at least one interval after every client is
+live (the tick running while 1,000 sessions connect is not the steady state) and whose 1 s deadline
+falls inside it: five or six."""
+WS_DEADLINE: Final = 1.0
+START_TIMEOUT: Final = 180.0
+"""Longest wait for a server to answer (it loads the index first: about 25 s at 10M trades)."""
 
 Log = Callable[[str], None]
 
@@ -48,21 +68,27 @@ def built(module: str) -> bool:
 
 def measure(store_path: Path, now: int, log: Log) -> list[Row]:
     """One row per door target: measured, or skipped with the reason."""
-    measures: dict[str, Callable[[Path, int, Log], Row]] = {"mcp_round_trip": mcp_round_trip}
-    rows = []
+    rows: dict[str, Row] = {}
     for key, what, target in TARGETS:
         module = MODULES[key]
         if not built(module):
             reason = f"door not built yet ({module} is missing)"
             log(f"  {what}: {reason}")
-            rows.append(skipped(key, what, target, reason))
-        elif key not in measures:
-            reason = f"door not built yet ({module} is present, its benchmark is not written)"
-            log(f"  {what}: {reason}")
-            rows.append(skipped(key, what, target, reason))
-        else:
-            rows.append(measures[key](store_path, now, log))
-    return rows
+            rows[key] = skipped(key, what, target, reason)
+    if "mcp_round_trip" not in rows:
+        rows["mcp_round_trip"] = mcp_round_trip(store_path, now, log)
+    if "rest_rps" not in rows:
+        key = api_key(store_path, "benchmark-web")
+        port = free_port()
+        log("  web: starting the app (it loads the index first) ...")
+        with serving(
+            ["benchmarks.web_server", str(store_path), str(now), str(port), str(PUSH_INTERVAL)],
+            store_path.with_name("web-server.log"),
+            port,
+        ):
+            rows["rest_rps"] = rest_rate(store_path, port, key, log)
+            rows["ws_fanout"] = fan_out(port, key, log)
+    return [rows[key] for key, _, _ in TARGETS]
 
 
 def api_key(store_path: Path, name: str) -> str:
@@ -133,3 +159,166 @@ def mcp_round_trip(store_path: Path, now: int, log: Log) -> Row:
 def _quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(module_args: list[str], log_path: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `python -m MODULE ARGS` (output to `log_path`) until it answers on `port`; stop it after."""
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", *module_args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{module_args[0]} exited with {process.returncode}:\n{_tail(log_path)}")
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2.0)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{module_args[0]} did not answer within {START_TIMEOUT:g} s"
+                    ) from None
+                time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _tail(path: Path, size: int = 3000) -> str:
+    return path.read_text(errors="replace")[-size:]
+
+
+def load(port: int, headers: list[str]) -> dict[str, Any]:
+    """One round of the load generator against 127.0.0.1:port (a process of its own)."""
+    command = [sys.executable, "-m", "benchmarks.load", "--port", str(port), "--path", DASHBOARD]
+    command += ["--connections", str(REST_CONNECTIONS), "--seconds", str(REST_SECONDS)]
+    for header in headers:
+        command += ["--header", header]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"load generator failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def rest_rate(store_path: Path, port: int, key: str, log: Log) -> Row:
+    """Requests/s of the REST dashboard (cached) vs a bare Starlette route returning the same bytes."""
+    auth = f"Authorization: Bearer {key}"
+    answer = httpx.get(f"http://127.0.0.1:{port}{DASHBOARD}", headers={"Authorization": f"Bearer {key}"})
+    if answer.status_code != 200:
+        raise RuntimeError(f"REST dashboard answered {answer.status_code}: {answer.text[:500]}")
+    body = store_path.with_name("rest-body.json")
+    body.write_bytes(answer.content)
+    bare_port = free_port()
+    path = DASHBOARD.split("?")[0]
+    runs: dict[str, list[dict[str, Any]]] = {"app": [], "bare": []}
+    with serving(
+        ["benchmarks.bare_server", str(bare_port), path, str(body)],
+        store_path.with_name("bare-server.log"),
+        bare_port,
+    ):
+        for _ in range(REST_ROUNDS):
+            runs["app"].append(load(port, [auth]))
+            runs["bare"].append(load(bare_port, []))
+    app = statistics.mean(r["rps"] for r in runs["app"])
+    bare = statistics.mean(r["rps"] for r in runs["bare"])
+    bad = {status: n for r in runs["app"] for status, n in r["statuses"].items() if status != "200"}
+    log(
+        f"  REST: app {app:,.0f} req/s, bare route {bare:,.0f} req/s ({len(answer.content):,} bytes a response)"
+    )
+    row = versus(
+        "rest_rps",
+        "REST cached dashboard req/s",
+        app,
+        "req/s",
+        bare,
+        "(bare Starlette, same bytes)",
+        0.5,
+        at_least=True,
+        note=f"{REST_CONNECTIONS} keep-alive connections, {REST_ROUNDS} x {REST_SECONDS:g} s each side, "
+        f"alternating; p50 latency app {runs['app'][-1]['latency_ms']['p50']:.1f} ms, "
+        f"bare {runs['bare'][-1]['latency_ms']['p50']:.1f} ms" + (f"; NON-200 answers: {bad}" if bad else ""),
+    )
+    if bad:
+        return Row(**{**_fields(row), "passed": False})
+    return row
+
+
+def fan_out(port: int, key: str, log: Log) -> Row:
+    """1,000 WebSocket clients over the 9 pairs: every tick's update to every client within 1 s."""
+    log(f"  WebSocket: {WS_CLIENTS} clients over 9 pairs, push every {PUSH_INTERVAL:g} s ...")
+    command = [sys.executable, "-m", "benchmarks.fanout", "--port", str(port), "--token", key]
+    command += ["--clients", str(WS_CLIENTS), "--seconds", str(WS_SECONDS), "--ticks-path", "/bench/ticks"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"fan-out clients failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    start, end = result["window"]
+    finished = result["server_after"]["ticks"]
+    starts = [t["start"] for t in finished] + [float("inf")]
+    measured = [
+        (tick, starts[i + 1])
+        for i, tick in enumerate(finished)
+        if start + PUSH_INTERVAL <= tick["start"] and tick["start"] + WS_DEADLINE <= end
+    ]
+    computations = [int(tick["computations"]) for tick, _ in measured]
+    worst = 0.0
+    misses = 0
+    for tick, following in measured:
+        for updates in result["updates"]:
+            arrived = [t - tick["start"] for t in updates if tick["start"] <= t < following]
+            if not arrived or arrived[0] > WS_DEADLINE:
+                misses += 1
+            if arrived:
+                worst = max(worst, arrived[0])
+    per_tick = "/".join(str(c) for c in computations) or "-"
+    tick_seconds = max((tick["seconds"] for tick, _ in measured), default=float("nan"))
+
+    ok = (
+        bool(measured) and misses == 0 and result["ready"] == WS_CLIENTS and all(c == 9 for c in computations)
+    )
+    log(
+        f"  WebSocket: {result['ready']}/{WS_CLIENTS} live in {result['ready_seconds']:.1f} s; {len(measured)} ticks: "
+        f"worst delivery {worst * 1e3:.0f} ms, {misses} missed; computations per tick {per_tick}"
+    )
+    return Row(
+        "ws_fanout",
+        f"WebSocket fan-out {WS_CLIENTS} clients / 9 pairs",
+        worst * 1e3,
+        "ms",
+        None,
+        "",
+        None,
+        "all within 1 s, 9 computations/tick",
+        ok,
+        note=f"worst tick-to-client delivery over {len(measured)} ticks x {WS_CLIENTS} clients; "
+        f"{misses} deliveries missed the 1 s deadline; computations per tick {per_tick}; "
+        f"longest tick on the server {tick_seconds * 1e3:.0f} ms; "
+        f"{result['ready']}/{WS_CLIENTS} clients live after {result['ready_seconds']:.1f} s; "
+        f"{result['error_count']} client errors"
+        + (f" (first: {result['errors'][0]})" if result["errors"] else ""),
+    )
+
+
+def _fields(row: Row) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in Row.__slots__}

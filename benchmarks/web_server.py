@@ -1,0 +1,85 @@
+"""The project's web app under uvicorn, as `cymetica-mcp serve` runs it, plus two benchmark probes.
+
+    python -m benchmarks.web_server STORE NOW PORT PUSH_INTERVAL
+
+Built like `serve` (`create_app` over an engine with the default cache age, `make_server` with INFO
+logs and the access log, on stderr and stdout: the benchmark sends them to a file), with the clock
+fixed at NOW, MCP over HTTP left out (it has its own target, over stdio), and the per-key limits
+(rate, burst, WebSockets per key) raised so that one benchmark key can drive thousands of requests
+and sockets: the limits are policy, not speed. `GET /bench/ticks` lists every finished push tick:
+its CLOCK_MONOTONIC start (shared by the processes of one machine, so clients can time their updates
+against it), how long it took and how many dashboards the hub computed for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Final
+
+LIMIT: Final = 10**9
+TICKS_PATH: Final = "/bench/ticks"
+
+
+def main(argv: list[str]) -> int:
+    """Serve until terminated."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from cymetica_mcp.auth import Authenticator, jwt_secret
+    from cymetica_mcp.engine import open_engine
+    from cymetica_mcp.store import Store
+    from cymetica_mcp.web import bind, create_app, make_server
+    from cymetica_mcp.web.options import WebOptions
+
+    store_path, now, port, push_interval = argv
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    store = Store(store_path)
+    engine = open_engine(store, now=int(now))
+    authenticator = Authenticator(store, jwt_secret(store, None))
+    options = WebOptions(
+        public_url=f"http://127.0.0.1:{port}",
+        push_interval=float(push_interval),
+        rate_per_minute=LIMIT,
+        rate_burst=LIMIT,
+        connections_per_key=LIMIT,
+        mcp=False,
+    )
+    app = create_app(engine, authenticator, options)
+    ticks: list[dict[str, float]] = []
+    push = app.hub.push
+
+    async def timed_push() -> None:
+        started, computed = time.monotonic(), app.hub.computations
+        await push()
+        ticks.append(
+            {
+                "start": started,
+                "seconds": time.monotonic() - started,
+                "computations": app.hub.computations - computed,
+            }
+        )
+
+    app.hub.push = timed_push  # type: ignore[method-assign]  # before the lifespan starts the loop
+
+    async def report(request: Request) -> JSONResponse:
+        return JSONResponse({"ticks": ticks})
+
+    app.router.routes.append(Route(TICKS_PATH, report))
+    sock = bind("127.0.0.1", int(port))
+    server = make_server(app, log_level="info")
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        engine.close()
+        authenticator.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
