@@ -3,53 +3,42 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.errors import AnalyticsError, ErrorCode
+
+_REFUSALS: dict[str, ErrorCode] = {"filter": "invalid_filter", "period": "invalid_period"}
 
 
-class Filter(StrEnum):
+class _Choice(StrEnum):
+    """A closed set of values read from users: parse() refuses anything else with the contract's code."""
+
+    @classmethod
+    def parse(cls, value: object) -> Self:
+        """Parse a user-supplied value or raise an error naming every accepted value."""
+        if isinstance(value, str) and value in cls._value2member_map_:
+            return cls(value)
+        name = cls.__name__.lower()
+        accepted = ", ".join(member.value for member in cls)
+        raise AnalyticsError(_REFUSALS[name], f"{name} must be one of {accepted}; got {_show(value)}")
+
+
+class Filter(_Choice):
     """The population: every user, humans only, or agents (bots) only."""
 
     ALL = "all"
     HUMANS = "humans"
     AGENTS = "agents"
 
-    @classmethod
-    def parse(cls, value: object) -> Filter:
-        """Parse a user-supplied value or raise `invalid_filter` naming what is accepted."""
-        if isinstance(value, str):
-            try:
-                return cls(value)
-            except ValueError:
-                pass
-        raise AnalyticsError(
-            "invalid_filter",
-            f"filter must be one of all, humans, agents; got {_show(value)}",
-        )
 
-
-class Period(StrEnum):
+class Period(_Choice):
     """The window length: 24 hours, 7 days or 30 days ending now."""
 
     H24 = "24h"
     D7 = "7d"
     D30 = "30d"
-
-    @classmethod
-    def parse(cls, value: object) -> Period:
-        """Parse a user-supplied value or raise `invalid_period` naming what is accepted."""
-        if isinstance(value, str):
-            try:
-                return cls(value)
-            except ValueError:
-                pass
-        raise AnalyticsError(
-            "invalid_period",
-            f"period must be one of 24h, 7d, 30d; got {_show(value)}",
-        )
 
 
 def _show(value: object) -> str:
