@@ -140,6 +140,8 @@ def _decimal(micro: int) -> str:
 def adopt_store(path: Path, data: Dataset) -> Path:
     """Make a freshly imported store at `path` the dataset's pristine store (checkpointed, then moved)."""
     settle(path)
+    for old in data.folder.glob("store-schema*.db"):
+        remove_store(old)
     os.replace(path, data.store_path)
     return data.store_path
 
@@ -153,6 +155,15 @@ def settle(path: Path) -> None:
         conn.close()
     for suffix in ("-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def keep_store(source: Path, data: Dataset) -> Path:
+    """Cache a copy of a freshly imported, settled store as the dataset's pristine one, dropping the
+    stores of other schema versions (the cache keeps one)."""
+    for old in data.folder.glob("store-schema*.db"):
+        if old != data.store_path:
+            remove_store(old)
+    return copy_store(source, data.store_path)
 
 
 def copy_store(source: Path, target: Path) -> Path:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks.data import NOW, copy_store, remove_store, settle
+from benchmarks.data import NOW, keep_store, remove_store, settle
 from benchmarks.report import absolute, info, skipped, versus
 from benchmarks.suite import Run, probe
 
@@ -22,7 +22,7 @@ def measure_import(run: Run, store_path: Path) -> dict[str, Any]:
     result = probe("import", str(store_path), str(run.data.users_csv), str(run.data.trades_csv))
     settle(store_path)
     if not run.data.has_store():
-        copy_store(store_path, run.data.store_path)  # cache it for `python -m benchmarks.data` users
+        keep_store(store_path, run.data)  # for `python -m benchmarks.data` and profiling sessions
     run.log(f"  {result['trades']:,} trades in {result['seconds']:.1f} s = {result['rate']:,.0f} trades/s")
     return result
 
@@ -31,6 +31,7 @@ def measure_sqlite_cli(run: Run, folder: Path) -> dict[str, Any] | None:
     """The `sqlite3` command line's `.import` of the same trades file into a bare table (None if absent)."""
     cli = shutil.which("sqlite3")
     if cli is None:
+        run.log(f"import reference: no sqlite3 command line on PATH, skipped; {SQLITE_HINT}")
         return None
     target = folder / "sqlite-cli-import.db"
     remove_store(target)
