@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -120,9 +121,9 @@ def create_app(
                     await hub.close_all()
                     tasks.cancel_scope.cancel()
 
-    middleware = [
-        Middleware(OriginGuard, allowed_origins=options.allowed_origins, loopback_only=options.loopback_only)
-    ]
+    public = urlsplit(options.public_url)
+    trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")
+    middleware = [Middleware(OriginGuard, allowed_origins=trusted, loopback_only=options.loopback_only)]
     if options.allowed_origins:
         middleware.append(
             Middleware(

@@ -87,7 +87,7 @@ class Hub:
         self.shutting_down = False
         self.computations = 0
         self._ids = itertools.count(1)
-        self._emptied = anyio.Event()
+        self._emptied: anyio.Event | None = None
 
     def open(self, principal: Principal, credential: str) -> Client:
         """A new session for `principal` (not yet live), or `rate_limited` past the per-key limit."""
@@ -106,7 +106,7 @@ class Hub:
         self.clients.pop(client.id, None)
         client.outbox.close()
         client.inbox.close()
-        if not self.clients:
+        if not self.clients and self._emptied is not None:
             self._emptied.set()
 
     async def run(self) -> None:
@@ -178,11 +178,11 @@ class Hub:
         if not self.clients:
             return
         log.info("closing %d WebSocket(s) with %d (%s)", len(self.clients), code, reason)
-        self._emptied = anyio.Event()
+        emptied = self._emptied = anyio.Event()
         for client in list(self.clients.values()):
             client.close(code, reason)
         with anyio.move_on_after(wait):
-            await self._emptied.wait()
+            await emptied.wait()
 
 
 def _revoked(authenticator: Authenticator, clients: list[Client]) -> list[tuple[Client, str]]:

@@ -3,7 +3,8 @@
 - Bound to loopback (`loopback_only`), the `Host` header must name a loopback address: a DNS-rebinding
   page (evil.example resolving to 127.0.0.1) is refused with 421 before anything else runs.
 - A request with an `Origin` header (browsers send one; scripts and agents usually do not) must come
-  from the server's own origin, a loopback origin when bound to loopback, or a configured origin.
+  from the server's own host and port, the public URL's origin, a loopback origin when bound to
+  loopback, or a configured origin.
   Anything else gets 403. A refused WebSocket gets an HTTP 403 instead of the upgrade (RFC 6455 10.2),
   whichever header was wrong.
 
@@ -12,13 +13,13 @@ CORS middleware does not cover WebSocket scopes, which is why this is a check of
 
 from __future__ import annotations
 
-import json
 from typing import Final
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.web.envelope import dumps
 from cymetica_mcp.web.options import LOOPBACK_HOSTS
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -38,7 +39,7 @@ def _netloc(scheme: str, host: str) -> str:
     return host if port_given else f"{host}:{DEFAULT_PORTS.get(scheme, 80)}"
 
 
-def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...], loopback: bool) -> bool:
+def origin_allowed(origin: str, host: str, allowed: tuple[str, ...], loopback: bool) -> bool:
     """Whether a request from `origin` to `host` may proceed."""
     if origin.rstrip("/") in allowed:
         return True
@@ -47,8 +48,9 @@ def origin_allowed(origin: str, host: str, scheme: str, allowed: tuple[str, ...]
         return False  # "null", file:// and other opaque origins
     if loopback and (parts.hostname or "") in LOOPBACK_HOSTS:
         return True
-    own = "https" if scheme in ("https", "wss") else "http"
-    return parts.scheme == own and _netloc(parts.scheme, parts.netloc) == _netloc(own, host)
+    # Same host and port. The scheme is not compared: behind a TLS-terminating proxy the server sees
+    # http while the page is https; a Host without a port means the origin scheme's default port.
+    return _netloc(parts.scheme, parts.netloc) == _netloc(parts.scheme, host)
 
 
 class OriginGuard:
@@ -75,9 +77,7 @@ class OriginGuard:
             )
             await _deny(scope, receive, send, 421, error)
             return
-        if origin is not None and not origin_allowed(
-            origin, host, scope.get("scheme", "http"), self.allowed, self.loopback_only
-        ):
+        if origin is not None and not origin_allowed(origin, host, self.allowed, self.loopback_only):
             error = AnalyticsError(
                 "forbidden",
                 f"Origin {origin!r} is not allowed: accepted are this server's own origin and those "
@@ -89,8 +89,12 @@ class OriginGuard:
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: AnalyticsError) -> None:
-    body = json.dumps(error.to_dict()).encode("utf-8")
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    body = dumps(error.to_dict())
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+    ]
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
