@@ -1,0 +1,141 @@
+"""The web door's small parts on their own: rate limiter, log redaction, origin rules, messages, ETags."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from uvicorn.logging import AccessFormatter, DefaultFormatter
+
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.web.logs import TokenRedactor, redact
+from cymetica_mcp.web.messages import Ping, SetPreferences, close_reason, parse_client_message
+from cymetica_mcp.web.origin import origin_allowed
+from cymetica_mcp.web.ratelimit import RateLimited, RateLimiter
+from cymetica_mcp.web.rest import etag_of, matches
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_bucket_allows_a_burst_then_refuses_with_a_whole_retry_after_and_refills() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(per_minute=30, burst=3, clock=clock)  # one token every 2 s
+    assert [limiter.retry_after("k") for _ in range(3)] == [0, 0, 0]
+    assert limiter.retry_after("k") == 2
+    assert limiter.retry_after("other") == 0, "each key has its own bucket"
+    clock.now += 1.5
+    assert limiter.retry_after("k") == 1, "a fraction of a second still waits a whole second"
+    clock.now += 0.5
+    assert limiter.retry_after("k") == 0
+    clock.now += 3_600
+    assert [limiter.retry_after("k") for _ in range(4)] == [0, 0, 0, 2], "refills to the burst, no more"
+    with pytest.raises(RateLimited) as refused:
+        limiter.check("k")
+    assert refused.value.code == "rate_limited" and refused.value.retry_after == 2
+    assert refused.value.http_status == 429
+
+
+def test_the_limiter_refuses_nonsense_settings() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        RateLimiter(per_minute=0, burst=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/ws/analytics?token=eyJ.a.b", "/ws/analytics?token=[redacted]"),
+        (
+            "/ws/analytics?filter=all&token=cym_x&period=7d",
+            "/ws/analytics?filter=all&token=[redacted]&period=7d",
+        ),
+        (
+            '"WebSocket /ws/analytics?TOKEN=abc" [accepted]',
+            '"WebSocket /ws/analytics?TOKEN=[redacted]" [accepted]',
+        ),
+        ("/x?access_token=abc#frag", "/x?access_token=[redacted]#frag"),
+        ("/x?mytoken=abc", "/x?mytoken=abc"),
+        ("/api/v1/auth/token", "/api/v1/auth/token"),
+    ],
+)
+def test_redact_replaces_token_values_only(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_uvicorn_log_lines_show_no_token_after_the_filter() -> None:
+    secret = "cym_s3cret-value"
+    access = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/ws/analytics?token={secret}", "1.1", 101),
+        None,
+    )
+    handshake = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", f"/ws/analytics?token={secret}"),
+        None,
+    )
+    redactor = TokenRedactor()
+    assert redactor.filter(access) and redactor.filter(handshake)
+    lines = [AccessFormatter("%(message)s").format(access), DefaultFormatter("%(message)s").format(handshake)]
+    assert all(secret not in line and "token=[redacted]" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed", "loopback", "ok"),
+    [
+        ("http://127.0.0.1:8000", "127.0.0.1:8000", (), True, True),
+        ("http://localhost:3000", "127.0.0.1:8000", (), True, True),
+        ("http://[::1]:3000", "127.0.0.1:8000", (), True, True),
+        ("https://evil.example", "127.0.0.1:8000", (), True, False),
+        ("null", "127.0.0.1:8000", (), True, False),
+        ("file://", "127.0.0.1:8000", (), True, False),
+        ("https://analytics.example", "analytics.example", (), False, True),
+        ("https://analytics.example:443", "analytics.example", (), False, True),
+        ("http://analytics.example", "analytics.example", (), False, True),
+        ("https://analytics.example", "analytics.example:8443", (), False, False),
+        ("http://localhost:3000", "analytics.example", (), False, False),
+        ("https://app.example", "analytics.example", ("https://app.example",), False, True),
+        ("https://app.example/", "analytics.example", ("https://app.example",), False, True),
+    ],
+)
+def test_origin_rules(origin: str, host: str, allowed: tuple[str, ...], loopback: bool, ok: bool) -> None:
+    assert origin_allowed(origin, host, allowed, loopback) is ok
+
+
+def test_client_messages_parse_or_say_what_is_accepted() -> None:
+    assert parse_client_message('{"type":"ping"}') == Ping()
+    assert parse_client_message(
+        '{"type":"set_preferences","filter":"agents","period":"30d"}'
+    ) == SetPreferences(Filter.AGENTS, Period.D30)
+    assert parse_client_message('{"type":"set_preferences"}') == SetPreferences(None, None)
+    with pytest.raises(AnalyticsError) as bad:
+        parse_client_message('{"type":"set_preferences","filter":null}')
+    assert bad.value.code == "invalid_filter"
+
+
+def test_close_reasons_fit_a_close_frame() -> None:
+    assert close_reason("short") == "short"
+    long = close_reason("é" * 200)
+    assert len(long.encode()) <= 123 and long.endswith("...")
+
+
+def test_etags_match_strongly_and_weakly() -> None:
+    tag = etag_of(b"{}")
+    assert tag.startswith('"') and tag == etag_of(b"{}") != etag_of(b"[]")
+    assert matches(tag, tag) and matches(f"W/{tag}", tag) and matches("*", tag)
+    assert matches(f'"x", {tag}', tag)
+    assert not matches(None, tag) and not matches('"x"', tag)
