@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,9 @@ def store(tmp_path: Path) -> Store:
 
 
 @pytest.fixture
-def demo_store(tmp_path: Path) -> Iterator[Store]:
+def demo_store(tmp_path: Path) -> Store:
     """A store with a small deterministic demo dataset ending at NOW."""
     store = Store(tmp_path / "demo.db")
     users, trades = write_demo(DemoSpec(users=120, trades=4_000, days=70, seed=3), NOW, tmp_path / "demo")
     import_files(store, users, trades)
-    yield store
+    return store
