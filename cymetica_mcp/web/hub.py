@@ -187,10 +187,11 @@ class Hub:
 
 def _revoked(authenticator: Authenticator, clients: list[Client]) -> list[tuple[Client, str]]:
     """The clients whose credential is refused now, with the reason (runs on a worker thread)."""
-    refused = []
-    for client in clients:
+    reasons: dict[str, str | None] = {}
+    for credential in {client.credential for client in clients}:
         try:
-            authenticator.authenticate(client.credential)
+            authenticator.authenticate(credential)
+            reasons[credential] = None
         except AnalyticsError as exc:
-            refused.append((client, exc.message))
-    return refused
+            reasons[credential] = exc.message
+    return [(client, reason) for client in clients if (reason := reasons[client.credential]) is not None]

@@ -29,7 +29,6 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.web import messages
 from cymetica_mcp.web.door import bearer
 from cymetica_mcp.web.hub import GOING_AWAY, POLICY, TOO_BIG, TOO_MANY, UNAUTHORIZED, Client, Hub
-from cymetica_mcp.web.ratelimit import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,10 @@ class Session:
 
     async def run(self) -> None:
         """Serve the connection until either side closes it."""
-        await self.websocket.accept()
+        try:
+            await self.websocket.accept()
+        except OSError:  # the client left during the handshake
+            return
         if self.hub.shutting_down:
             await self._close(GOING_AWAY, "server shutting down")
             return
@@ -125,9 +127,7 @@ class Session:
             client.close(TOO_BIG, f"message too big: {size} bytes, the limit is {limit}")
             return
         try:
-            wait = self.door.limiter.retry_after(client.principal.key_id)
-            if wait:
-                raise RateLimited(wait, self.door.limiter.rate * 60, self.door.limiter.burst)
+            self.door.limiter.check(client.principal.key_id)
             if text is None:
                 raise AnalyticsError("bad_message", f"binary frames are not accepted; {messages.ACCEPTED}")
             request = messages.parse_client_message(text)
