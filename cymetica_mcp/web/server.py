@@ -24,7 +24,9 @@ GRACEFUL_SECONDS: Final = 10
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port); port 0 picks a free one (see `sock.getsockname()`)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that name it, and without
+    # TCP_NODELAY every keep-alive response waits ~40 ms for a delayed acknowledgement
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), port))
