@@ -121,9 +121,16 @@ class Run:
             )
         return out
 
-    def holds_any(self, first: I64, end: I64) -> NDArray[np.bool_]:
-        """Per query: is there a trade with first <= key < end."""
-        return np.searchsorted(self.key, end, side="left") > np.searchsorted(self.key, first, side="left")
+    def neighbours(self, key: I64) -> tuple[I64, I64]:
+        """For each key: the time of the same user's latest trade at or before it and of the next one
+        after it in this run (-1 and 2^SHIFT where there is none): one binary search per key."""
+        at = np.searchsorted(self.key, key, side="right")
+        user = key >> SHIFT
+        before = self.key[np.maximum(at - 1, 0)]
+        after = self.key[np.minimum(at, self.size - 1)]
+        mine_before = (at > 0) & ((before >> SHIFT) == user)
+        mine_after = (at < self.size) & ((after >> SHIFT) == user)
+        return np.where(mine_before, before & TS_MASK, -1), np.where(mine_after, after & TS_MASK, 1 << SHIFT)
 
     def merged(self, other: Run) -> Run:
         """One run holding both runs' trades."""
@@ -167,17 +174,19 @@ class Rollup:
             out[2, :, dst] = self.users[:, src]
         return out[0], out[1], out[2]
 
-    def plus(self, run: Run, kind: Kinds, earlier: tuple[Run, ...]) -> Rollup:
-        """This rollup with the run's trades added; a user counts once per bucket across all runs."""
+    def plus(self, run: Run, kind: Kinds, near: Sequence[tuple[I64, I64]] = ()) -> Rollup:
+        """This rollup with the run's trades added; a user counts once per bucket across all runs.
+
+        `near` holds, for each run already counted, `Run.neighbours` of this run's keys in it.
+        """
         if run.size == 0:
             return self
         user, bucket = run.key >> SHIFT, (run.key & TS_MASK) // self.size
         first = np.ones(run.size, dtype=np.bool_)
         first[1:] = (user[1:] != user[:-1]) | (bucket[1:] != bucket[:-1])
-        base_key = user << SHIFT
-        for other in earlier:
-            if other.size:
-                first &= ~other.holds_any(base_key + bucket * self.size, base_key + (bucket + 1) * self.size)
+        start = bucket * self.size
+        for before, after in near:  # the user already traded in this bucket in an earlier run
+            first &= ~((before >= start) | (after < start + self.size))
         width = self.volume.shape[1]
         low, high = int(bucket.min()), int(bucket.max()) + 1
         base = min(self.base, low) if width else low
@@ -201,7 +210,7 @@ def _rollups(runs: tuple[Run, ...], kind: Kinds) -> dict[int, Rollup]:
     for size in SIZES:
         rollup = Rollup.empty(size)
         for i, run in enumerate(runs):
-            rollup = rollup.plus(run, kind, runs[:i])
+            rollup = rollup.plus(run, kind, [other.neighbours(run.key) for other in runs[:i] if other.size])
         result[size] = rollup
     return result
 
@@ -273,14 +282,15 @@ class TradeIndex:
             main, delta = main.merged(delta).merged(new).with_directory(), Run.empty()
             rollups = _rollups((main,), kind)
         elif new.size:
-            rollups = {size: r.plus(new, kind, (main, delta)) for size, r in rollups.items()}
+            near = [other.neighbours(new.key) for other in (main, delta) if other.size]
+            rollups = {size: r.plus(new, kind, near) for size, r in rollups.items()}
             delta = delta.merged(new)
             if main.size == 0 or delta.size > max(DELTA_MIN, main.size // 8):
                 main, delta = main.merged(delta).with_directory(), Run.empty()
                 _return_free_memory()
         traders = self.traders
-        if kinds_changed or new.size:
-            everyone = np.union1d(traders[2], np.unique(new.key >> SHIFT))
+        if kinds_changed or _any_new(traders[2], new.key >> SHIFT):
+            everyone = np.union1d(traders[2], new.key >> SHIFT)
             kinds = kind[everyone]
             traders = (everyone[kinds == 0], everyone[kinds == 1], everyone)
         return replace(
@@ -314,6 +324,14 @@ class TradeIndex:
         kind[ids] = users[:, 1]
         capital[ids] = users[:, 2]
         return kind, capital, changed
+
+
+def _any_new(known: I64, users: I64) -> bool:
+    """Is any of `users` missing from the sorted array `known`?"""
+    if users.size == 0:
+        return False
+    at = np.minimum(np.searchsorted(known, users), max(known.size - 1, 0))
+    return known.size == 0 or bool(np.any(known[at] != users))
 
 
 def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> Run:
