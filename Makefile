@@ -9,20 +9,31 @@ STAMP := $(VENV)/.installed-stamp
 DEMO_DB ?= demo.db
 SOURCES := cymetica_mcp tests examples benchmarks
 
+DEMO_KEY ?= $(DEMO_DB).key
+PORT ?= 8000
+
 .PHONY: install demo test lint typecheck bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, python3.13 or python3)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP)
 
+# The main job on the embedded default: a demo store (built once), an API key (created once, kept in
+# $(DEMO_KEY)), the dashboard as the CLI shows it, then the server with every door until Ctrl-C.
 demo: install
-	@test -f $(DEMO_DB) || $(BIN)/cymetica-mcp --db $(DEMO_DB) demo
-	$(BIN)/cymetica-mcp --db $(DEMO_DB) dashboard --filter all --period 24h
+	@test -f $(DEMO_DB) || { rm -f $(DEMO_KEY); $(BIN)/cymetica-mcp --db $(DEMO_DB) demo; }
+	@test -s $(DEMO_KEY) || $(BIN)/cymetica-mcp --db $(DEMO_DB) keys create --name make-demo > $(DEMO_KEY)
+	@$(BIN)/cymetica-mcp --db $(DEMO_DB) dashboard --filter all --period 24h
+	@echo
+	@echo "API key (also in $(DEMO_KEY)): $$(cat $(DEMO_KEY))"
+	@echo "MCP over stdio: CYMETICA_DB=$(DEMO_DB) CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp mcp"
+	@echo
+	@CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp --db $(DEMO_DB) serve --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)
@@ -34,5 +45,14 @@ typecheck: install
 test: lint typecheck
 	$(BIN)/pytest -q
 
+# Issue 6's targets as ratios against references measured in the same run (see README: Performance).
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.run --size full
+
+bench-quick: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.run --size quick
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_KEY)
