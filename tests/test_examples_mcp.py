@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
-from cymetica_mcp.engine import Engine, open_engine
+from cymetica_mcp.engine import Engine
 from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
 from cymetica_mcp.mcp_server import create_server
 from cymetica_mcp.models import Dashboard, Filter, Period
@@ -34,14 +33,6 @@ CYMETICA_MCP = str(Path(sys.executable).parent / "cymetica-mcp")
 def api_key(demo_store: Store) -> str:
     """A valid key for the demo store."""
     return KeyRing(demo_store).create("examples")[1]
-
-
-@pytest.fixture
-def engine(demo_store: Store) -> Iterator[Engine]:
-    """The engine the figures are checked against."""
-    engine = open_engine(demo_store, now=NOW)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

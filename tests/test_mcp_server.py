@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,7 @@ from mcp.shared.subscriptions import ResourceUpdated
 from mcp.types import INVALID_PARAMS, CallToolResult, EmbeddedResource, ResourceUpdatedNotification
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
-from cymetica_mcp.demo import DemoSpec, write_demo
-from cymetica_mcp.engine import Engine, Result, open_engine
+from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.mcp_auth import SCOPE, AnalyticsTokenVerifier, http_auth_settings
 from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
@@ -36,32 +33,6 @@ from tests.conftest import NOW
 pytestmark = pytest.mark.anyio
 
 COMBINATIONS = [(f, p) for f in Filter for p in Period]
-
-
-@pytest.fixture(scope="module")
-def demo_original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The conftest demo dataset, written and imported once for this module (the slow part)."""
-    folder = tmp_path_factory.mktemp("mcp-demo")
-    store = Store(folder / "demo.db")
-    import_files(store, *write_demo(DemoSpec(users=120, trades=4_000, days=70, seed=3), NOW, folder))
-    return store.path
-
-
-@pytest.fixture
-def demo_store(demo_original: Path, tmp_path: Path) -> Store:
-    """A private copy of the demo store for one test, through SQLite's backup API (WAL included)."""
-    copy = tmp_path / "demo.db"
-    with closing(sqlite3.connect(demo_original)) as source, closing(sqlite3.connect(copy)) as target:
-        source.backup(target)
-    return Store(copy)
-
-
-@pytest.fixture
-def engine(demo_store: Store) -> Iterator[Engine]:
-    """The engine over the demo store, its clock fixed at NOW."""
-    engine = open_engine(demo_store, now=NOW)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

@@ -9,46 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import pytest
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
-from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine, open_engine
-from cymetica_mcp.ingest import import_files
 from cymetica_mcp.store import Store
 from cymetica_mcp.web import AnalyticsApp, GracefulServer, WebOptions, base_url, bind, create_app, make_server
 from tests.conftest import NOW
 
 T = TypeVar("T")
 START_SECONDS = 10.0
-
-
-@pytest.fixture(scope="session")
-def web_demo_original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared demo dataset, written and imported once for the web tests."""
-    folder = tmp_path_factory.mktemp("web-demo")
-    store = Store(folder / "demo.db")
-    import_files(store, *write_demo(DemoSpec(users=120, trades=4_000, days=70, seed=3), NOW, folder))
-    return store.path
-
-
-@pytest.fixture
-def demo_store(web_demo_original: Path, tmp_path: Path) -> Store:
-    """A private copy of the demo store for one test."""
-    copy = tmp_path / "demo.db"
-    with closing(sqlite3.connect(web_demo_original)) as source, closing(sqlite3.connect(copy)) as target:
-        source.backup(target)
-    return Store(copy)
 
 
 @pytest.fixture
