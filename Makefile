@@ -32,6 +32,7 @@ demo: install
 	@echo
 	@echo "API key (also in $(DEMO_KEY)): $$(cat $(DEMO_KEY))"
 	@echo "MCP over stdio: CYMETICA_DB=$(DEMO_DB) CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp mcp"
+	@echo "Try (once it serves): curl -H \"Authorization: Bearer $$(cat $(DEMO_KEY))\" \"http://127.0.0.1:$(PORT)/api/v1/analytics/dashboard?filter=agents&period=7d\""
 	@echo
 	@CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp --db $(DEMO_DB) serve --port $(PORT)
 
