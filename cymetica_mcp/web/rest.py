@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cymetica_mcp.engine import Result
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.web.door import Door, bearer, bearer_sent
@@ -42,6 +44,22 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+_ENCODED_KEPT: Final = 64
+_encoded_cache: OrderedDict[tuple[Filter, Period, int, int], tuple[bytes, str]] = OrderedDict()
+
+
+def _encoded(filter: Filter, period: Period, result: Result) -> tuple[bytes, str]:
+    """The response body and ETag of a dashboard, encoded once per (filter, period, instant, version)."""
+    key = (filter, period, result.now, result.data_version)
+    found = _encoded_cache.get(key)
+    if found is None:
+        body = dumps(result.dashboard.to_wire())
+        found = _encoded_cache[key] = (body, etag_of(body))
+        while len(_encoded_cache) > _ENCODED_KEPT:
+            _encoded_cache.popitem(last=False)
+    return found
+
+
 def _query_value(request: Request, name: str, default: str) -> object:
     """One query parameter; repeated values come back as a list (refused by the parser)."""
     values = request.query_params.getlist(name)
@@ -64,8 +82,7 @@ def rest_routes(door: Door) -> list[Route]:
         except AnalyticsError as exc:
             return error_response(exc, credential_sent=bearer_sent(header))
         result = await door.result(filter, period)
-        body = dumps(result.dashboard.to_wire())
-        etag = etag_of(body)
+        body, etag = _encoded(filter, period, result)
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
         log.debug(
             "dashboard %s/%s for key %d: %.1f ms%s",
