@@ -226,8 +226,14 @@ class Authenticator:
         if now - self._last_used.get(key_id, -LAST_USED_EVERY) < LAST_USED_EVERY:
             return
         self._last_used[key_id] = now
+        conn = self.store.connect()
         try:
-            with self.store.write() as conn:
-                conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (int(time.time()), key_id))
+            # never wait for the writer: during a long import the record simply waits for a later request
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (int(time.time()), key_id))
+            conn.execute("COMMIT")
         except sqlite3.OperationalError:
-            pass  # a busy store must not fail an authenticated read
+            self._last_used.pop(key_id, None)  # a busy store must not delay or fail an authenticated read
+        finally:
+            conn.close()
