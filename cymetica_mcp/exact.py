@@ -101,13 +101,11 @@ def change(current: Figure | None, previous: Figure | None) -> float | None:
             for c in (cur.value - cur.err, cur.value + cur.err)
             for p in (prev.value - prev.err, prev.value + prev.err)
         ]
+        # the change is monotonic in each value, so the corners bound it; pad for their own rounding
         lo, hi = min(corners), max(corners)
         pad = max(abs(lo), abs(hi)) * _REL
         if math.isfinite(lo) and math.isfinite(hi):
-            mid = (lo + hi) / 2
-            guess = Approx(mid, (hi - lo) / 2 + pad, lambda: Fraction(0))
-            a = _half_away_units((mid - guess.err) * 10)
-            b = _half_away_units((mid + guess.err) * 10)
+            a, b = _half_away_units((lo - pad) * 10), _half_away_units((hi + pad) * 10)
             if a == b:
                 return _as_float(Fraction(a, 10))
     return change(cur.exact(), prev.exact())
