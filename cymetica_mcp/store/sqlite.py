@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,7 +36,7 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = self.connect()
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(conn)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise RuntimeError(
@@ -93,6 +94,24 @@ class Store:
         """The schema version recorded in the file."""
         with self.read() as conn:
             return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _ensure_wal(conn: sqlite3.Connection) -> None:
+    """Put the file in WAL mode unless it already is, waiting out other writers.
+
+    SQLite does not apply busy_timeout to a journal-mode change, so while another process writes,
+    `PRAGMA journal_mode = WAL` fails at once with "database is locked"; reading the mode does not.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _statements(script: str) -> list[str]:
