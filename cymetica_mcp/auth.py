@@ -121,6 +121,10 @@ def jwt_secret(store: Store, configured: str | None) -> bytes:
                 "invalid_argument", f"CYMETICA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
             )
         return secret
+    with store.read() as conn:  # usually there: no write lock needed (an import may hold it for minutes)
+        row = conn.execute("SELECT value FROM settings WHERE key = 'jwt_secret'").fetchone()
+    if row is not None:
+        return bytes(row[0])
     with store.write() as conn:
         conn.execute(
             "INSERT OR IGNORE INTO settings (key, value) VALUES ('jwt_secret', ?)", (secrets.token_bytes(32),)

@@ -93,6 +93,9 @@ class Run:
             found = self.days.left(self.key, users, ts)
             if found is not None:
                 return found
+        ts = min(
+            max(ts, 0), 1 << (SHIFT - 1)
+        )  # outside the stored range, so the same answer, never another user's key
         return np.searchsorted(self.key, (users << SHIFT) + ts, side="left")
 
     @classmethod

@@ -29,6 +29,8 @@ USER_FIELDS: Final = ("user_id", "kind", "capital_usdc", "created_at")
 TRADE_FIELDS: Final = ("trade_id", "user_id", "ts", "volume_usdc", "pnl_usdc")
 KINDS: Final = {"human": 0, "agent": 1}
 MAX_LISTED_ERRORS: Final = 100
+MAX_WHOLE_DIGITS: Final = 12
+"""Amounts below 10^12 USDC: integer micro-USDC then fit 64-bit arithmetic with room for sums."""
 BATCH: Final = 10_000
 MIN_TS: Final = 0  # 1970-01-01T00:00:00Z
 MAX_TS: Final = 2**33 - 1  # 2242-03-16: the engine packs (user, ts) into one 64-bit key
@@ -109,6 +111,10 @@ def parse_micro(text: object, name: str) -> int:
         if digits.isascii() and digits.isdigit() and (not dot or (frac.isascii() and frac.isdigit())):
             if len(frac) > 6:
                 raise _Bad(f"{name} has more than 6 decimals: {_short(text)}")
+            if len(digits.lstrip("0")) > MAX_WHOLE_DIGITS:
+                raise _Bad(
+                    f"{name} is out of range (at most {MAX_WHOLE_DIGITS} digits before the point): {_short(text)}"
+                )
             value = int(digits) * 1_000_000 + (int(frac) * _SCALE[len(frac)] if frac else 0)
             return -value if whole.startswith("-") else value
     if isinstance(text, str):
@@ -186,6 +192,20 @@ def _rows(
     path: Path, fmt: Format, fields: tuple[str, ...], errors: _Errors, progress: Progress | None
 ) -> Iterator[tuple[int, tuple[object, ...]]]:
     """Yield (line number, values in `fields` order) for every sound row; report the others to `errors`."""
+    line = 0
+    try:
+        for line, row in _read_rows(path, fmt, fields, errors, progress):
+            yield line, row
+    except UnicodeDecodeError:
+        errors.add(path.name, line + 1, "not UTF-8 text (at or after this line); the file must be UTF-8")
+    except csv.Error as exc:
+        errors.add(path.name, line + 1, f"not readable as CSV (at or after this line): {exc}")
+
+
+def _read_rows(
+    path: Path, fmt: Format, fields: tuple[str, ...], errors: _Errors, progress: Progress | None
+) -> Iterator[tuple[int, tuple[object, ...]]]:
+    """The rows of a file, as `_rows` yields them, raising on text that cannot be decoded or split."""
     total = path.stat().st_size
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -229,7 +249,7 @@ def _rows(
                     continue
                 try:
                     obj = json.loads(content, parse_float=_JsonNumber, parse_int=_JsonNumber)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:
                     errors.add(path.name, number, f"not valid JSON: {exc}")
                     continue
                 if not isinstance(obj, dict):
@@ -302,8 +322,9 @@ def _import_users(
         except _Bad as bad:
             errors.add(path.name, line, str(bad))
             continue
-        if errors.total:
-            continue  # keep validating, stop writing: the transaction will be rolled back
+        if errors.total:  # keep validating, stop writing: the transaction will be rolled back
+            ids.setdefault(user_id, 0)  # still a known user for the trades file's checks
+            continue
         if user_id in ids:
             conn.execute(
                 "UPDATE users SET kind = ?, capital_micro = ?, changed_in = ? WHERE id = ?",

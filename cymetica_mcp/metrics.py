@@ -125,7 +125,8 @@ def card_values(index: TradeIndex, act: Activity) -> CardValues:
     if n == 0:
         return CardValues(Fraction(0), volume, None, None)
     capital = index.capital[act.users[active]]
-    avg_capital = Fraction(int(capital.sum()), n * MICRO)
+    total = int(capital.sum()) if int(capital.max()) * n < 2**62 else sum(capital.tolist())  # no int64 wrap
+    avg_capital = Fraction(total, n * MICRO)
     with_capital = capital > 0
     avg_roi = (
         mean_ratio(act.pnl[active][with_capital], capital[with_capital], 100) if with_capital.any() else None

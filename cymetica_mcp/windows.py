@@ -12,6 +12,8 @@ from typing import Final
 
 from cymetica_mcp.models import Period
 
+LAST_INSTANT: Final = 2**33
+"""Instants are whole UTC seconds in [0, 2^33): 1970 to 2242 (the index packs user and time in 64 bits)."""
 HOUR: Final = 3_600
 DAY: Final = 86_400
 
@@ -80,4 +82,7 @@ def parse_instant(text: str) -> int:
         raise ValueError(f"not an ISO 8601 time: {text!r} (expected e.g. 2026-03-20T12:34:56Z)") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"time without a UTC offset: {text!r} (add Z or +00:00)")
-    return int(parsed.replace(microsecond=0).timestamp())
+    seconds = int(parsed.replace(microsecond=0).timestamp())
+    if not 0 <= seconds < LAST_INSTANT:
+        raise ValueError(f"time out of range: {text!r} (accepted: 1970-01-01T00:00:00Z to 2242-03-16)")
+    return seconds

@@ -192,3 +192,19 @@ def test_dashboards_moved_forward_by_an_import_equal_ones_computed_afresh(
     assert computed_afresh == [Period.D7, Period.D30]
     assert after == every_dashboard(TradeIndex.load(demo_store), NOW)
     engine.close()
+
+
+def test_instants_outside_the_stored_range_never_borrow_another_users_trades(demo_store: Store) -> None:
+    index = TradeIndex.load(demo_store)
+    for far in (-(2**35), 2**36):
+        d = compute(index, Filter.ALL, Period.D30, far).to_wire()
+        assert d["metrics"]["active_users"]["value"] == 0
+        assert d["metrics"]["trading_volume"]["value"] == 0
+
+
+@pytest.mark.parametrize("text", ["1481-10-22T10:06:56Z", "0001-01-02T00:00:00Z", "2600-01-01T00:00:00Z"])
+def test_instants_outside_1970_to_2242_are_refused(text: str) -> None:
+    from cymetica_mcp.windows import parse_instant
+
+    with pytest.raises(ValueError, match="out of range"):
+        parse_instant(text)

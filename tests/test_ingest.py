@@ -217,3 +217,46 @@ def test_unknown_format_and_missing_files_are_clear_errors(store: Store, tmp_pat
         import_files(store, users=write(tmp_path, "u.txt", USERS))
     with pytest.raises(AnalyticsError, match="no such file"):
         import_files(store, users=tmp_path / "absent.csv")
+
+
+def test_one_bad_user_row_does_not_make_later_users_unknown(store: Store, tmp_path: Path) -> None:
+    users = write(
+        tmp_path,
+        "u.csv",
+        USERS
+        + "u1,robot,1,2026-01-01T00:00:00Z\nu2,human,1,2026-01-01T00:00:00Z\nu3,agent,1,2026-01-01T00:00:00Z\n",
+    )
+    trades = write(
+        tmp_path, "t.csv", TRADES + "a,u2,2026-03-20T00:00:00Z,1,0\nb,u3,2026-03-20T00:00:00Z,1,0\n"
+    )
+    with pytest.raises(ImportRefused) as refused:
+        import_files(store, users, trades)
+    assert [(e.file, e.line) for e in refused.value.errors] == [("u.csv", 2)]
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (TRADES + "a,alice,2026-03-20T00:00:00Z,1000000000000,0\n", "out of range"),
+        (TRADES.encode() + b"a,alice,2026-03-20T00:00:00Z,1,\xff\n", "not UTF-8"),
+        (TRADES + "a,alice,2026-03-20T00:00:00Z," + "9" * 200_000 + ",0\n", "not readable as CSV"),
+    ],
+    ids=["amount-too-large", "not-utf8", "huge-field"],
+)
+def test_unreadable_or_out_of_range_input_is_refused_not_crashed(
+    seeded: Store, tmp_path: Path, data: str | bytes, reason: str
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    before = content(seeded)
+    with pytest.raises(ImportRefused) as refused:
+        import_files(seeded, trades=path)
+    assert reason in refused.value.errors[0].reason
+    assert content(seeded) == before
+
+
+def test_deeply_nested_json_is_a_bad_row(store: Store, tmp_path: Path) -> None:
+    path = write(tmp_path, "u.jsonl", "[" * 100_000 + "\n")
+    with pytest.raises(ImportRefused) as refused:
+        import_files(store, users=path)
+    assert refused.value.errors[0].line == 1

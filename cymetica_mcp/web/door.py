@@ -26,7 +26,8 @@ def bearer(header: str | None) -> str | None:
     if scheme.lower() != "bearer":
         raise AnalyticsError(
             "unauthorized",
-            f"unsupported authorization scheme {scheme[:20]!r}: send 'Authorization: Bearer <API key or JWT>'",
+            "unsupported authorization scheme (not echoed: it may be a credential sent without 'Bearer'): "
+            "send 'Authorization: Bearer <API key or JWT>'",
         )
     return token.strip() or None
 

@@ -17,9 +17,14 @@ LOGGERS: Final = ("uvicorn.access", "uvicorn.error", "uvicorn", "cymetica_mcp")
 _TOKEN: Final = re.compile(r"((?:^|[?&;\s\"'])(?:access_)?token=)[^&\s\"'#;]*", re.IGNORECASE)
 
 
+_WS_QUERY: Final = re.compile(r"(/ws/analytics\?)[^\s\"']*")
+
+
 def redact(text: str) -> str:
-    """`text` with every `token=` / `access_token=` value replaced by `[redacted]`."""
-    return _TOKEN.sub(rf"\g<1>{REDACTED}", text)
+    """`text` with every `token=` / `access_token=` value replaced by `[redacted]`, and the whole query
+    of a WebSocket URL that holds percent-encoding (where a name such as `%74oken=` would slip through)."""
+    text = _TOKEN.sub(rf"\g<1>{REDACTED}", text)
+    return _WS_QUERY.sub(lambda m: m.group(1) + REDACTED if "%" in m.group(0) else m.group(0), text)
 
 
 def _clean(value: object) -> object:

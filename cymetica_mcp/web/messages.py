@@ -56,7 +56,7 @@ def parse_client_message(text: str) -> ClientMessage:
     """A client's text frame as a message, or `bad_message` / `invalid_filter` / `invalid_period`."""
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _bad("the message is not valid JSON") from None
     if not isinstance(value, dict):
         raise _bad(f"the message must be a JSON object, not {type(value).__name__}")

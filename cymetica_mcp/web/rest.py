@@ -45,12 +45,12 @@ def matches(if_none_match: str | None, etag: str) -> bool:
 
 
 _ENCODED_KEPT: Final = 64
-_encoded_cache: OrderedDict[tuple[Filter, Period, int, int], tuple[bytes, str]] = OrderedDict()
+_encoded_cache: OrderedDict[tuple[str, Filter, Period, int, int], tuple[bytes, str]] = OrderedDict()
 
 
-def _encoded(filter: Filter, period: Period, result: Result) -> tuple[bytes, str]:
-    """The response body and ETag of a dashboard, encoded once per (filter, period, instant, version)."""
-    key = (filter, period, result.now, result.data_version)
+def _encoded(store: str, filter: Filter, period: Period, result: Result) -> tuple[bytes, str]:
+    """A dashboard's response body and ETag, encoded once per (store, filter, period, instant, version)."""
+    key = (store, filter, period, result.now, result.data_version)
     found = _encoded_cache.get(key)
     if found is None:
         body = dumps(result.dashboard.to_wire())
@@ -82,7 +82,7 @@ def rest_routes(door: Door) -> list[Route]:
         except AnalyticsError as exc:
             return error_response(exc, credential_sent=bearer_sent(header))
         result = await door.result(filter, period)
-        body, etag = _encoded(filter, period, result)
+        body, etag = _encoded(str(door.engine.store.path.resolve()), filter, period, result)
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
         log.debug(
             "dashboard %s/%s for key %d: %.1f ms%s",
