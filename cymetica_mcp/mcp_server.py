@@ -37,7 +37,7 @@ from mcp.types import (
 from pydantic import Field
 
 from cymetica_mcp import __version__
-from cymetica_mcp.auth import Authenticator
+from cymetica_mcp.auth import Authenticator, Principal
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.mcp_auth import AnalyticsTokenVerifier, Credentials
@@ -126,15 +126,20 @@ class RawArgumentsTool(Tool):
 class Dashboards:
     """Serves dashboards to MCP callers: authenticate, validate, compute off the event loop, wrap."""
 
-    def __init__(self, engine: Engine, credentials: Credentials) -> None:
+    def __init__(
+        self, engine: Engine, credentials: Credentials, admit: Callable[[Principal], None] | None = None
+    ) -> None:
         self.engine = engine
         self.credentials = credentials
+        self.admit = admit
 
     async def call_tool(self, arguments: dict[str, Any]) -> Annotated[CallToolResult, Success]:
         """`et_analytics_dashboard`: the success envelope, or an `isError` failure envelope."""
         started = time.perf_counter()
         try:
             principal = await self.credentials.principal()
+            if self.admit is not None:
+                self.admit(principal)  # e.g. the web door's per-key rate limit
             query = parse_arguments(arguments, now=self.engine.clock())
             result = await self._compute(query.filter, query.period, query.as_of)
             answer = success_result(success(result))
@@ -235,9 +240,10 @@ def create_server(
     api_key: str | None = None,
     auth: AuthSettings | None = None,
     poll_seconds: float = POLL_SECONDS,
+    admit: Callable[[Principal], None] | None = None,
 ) -> MCPServer[dict[str, Any]]:
     """The MCP server over `engine`; `api_key` is the stdio credential, `auth` enables HTTP Bearer auth."""
-    dashboards = Dashboards(engine, Credentials(authenticator, api_key))
+    dashboards = Dashboards(engine, Credentials(authenticator, api_key), admit)
     bus = InMemorySubscriptionBus()
     updates = DashboardUpdates(engine.data_version, bus, interval=poll_seconds)
     tool = RawArgumentsTool.from_function(

@@ -102,7 +102,7 @@ def create_app(
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
-        mcp_server, mcp_app = _mcp(engine, authenticator, options)
+        mcp_server, mcp_app = _mcp(engine, authenticator, options, limiter)
         routes += [Route(MCP_PATH, mcp_app), Route(MCP_METADATA_PATH, mcp_app)]
 
     @asynccontextmanager
@@ -146,7 +146,7 @@ def create_app(
 
 
 def _mcp(
-    engine: Engine, authenticator: Authenticator, options: WebOptions
+    engine: Engine, authenticator: Authenticator, options: WebOptions, limiter: RateLimiter
 ) -> tuple[MCPServer[dict[str, Any]], Starlette]:
     """The MCP server with Bearer auth, and its Streamable HTTP app (routes /mcp and its metadata)."""
     from mcp.server.transport_security import TransportSecuritySettings
@@ -155,7 +155,10 @@ def _mcp(
     from cymetica_mcp.mcp_server import create_server
 
     server = create_server(
-        engine, authenticator, auth=http_auth_settings(options.public_url.rstrip("/") + MCP_PATH)
+        engine,
+        authenticator,
+        auth=http_auth_settings(options.public_url.rstrip("/") + MCP_PATH),
+        admit=lambda principal: limiter.check(principal.key_id),  # the same per-key limit as REST
     )
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,

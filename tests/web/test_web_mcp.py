@@ -100,3 +100,15 @@ async def test_a_key_revoked_during_a_session_is_refused_on_the_next_call(
         with pytest.raises(MCPError):  # the bearer middleware answers 401 before the tool runs
             await mcp.call_tool(TOOL_NAME, {})
     assert envelope(first)["success"] is True
+
+
+async def test_tool_calls_over_http_draw_on_the_keys_rate_limit(demo_store: Any, api_key: str) -> None:
+    from .conftest import serving
+
+    with serving(demo_store, rate_burst=2, rate_per_minute=1) as served:
+        async with client(served, api_key) as mcp:
+            answers = [await mcp.call_tool(TOOL_NAME, {"period": p}) for p in ("24h", "7d", "30d")]
+    assert [a.is_error for a in answers] == [False, False, True]
+    refused = envelope(answers[2])["error"]
+    assert refused["code"] == "rate_limited"
+    assert "retry in" in refused["message"]
