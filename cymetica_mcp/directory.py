@@ -1,10 +1,11 @@
-"""A per-user day directory over a run of trades sorted by (user, ts).
+"""A per-user time directory over a run of trades sorted by (user, ts).
 
-`table[u, k]` is the position of user u's first trade on or after the start of day `first_day + k`.
-A position at a day boundary is then one lookup, and a position inside a day only looks at that
-user's trades of that one day, so the cost of a window follows the users and the days, not the
-trades. The directory covers the most recent days of the run (as many as `MAX_CELLS` allows); a
-time outside it is answered by a plain binary search.
+`table[k, u]` is the position of user u's first trade at or after the start of slot `first + k`,
+where a slot is `width` seconds (an hour, a day) aligned to the epoch. A position at a slot boundary
+is then one lookup, and a position inside a slot only looks at that user's trades of that one slot,
+so the cost of a window follows the users and the slots, not the trades. A directory covers the
+most recent slots of the run (as many as its cell budget allows); a time before it is answered by a
+coarser directory or a plain binary search.
 """
 
 from __future__ import annotations
@@ -15,68 +16,67 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+HOUR: Final = 3_600
 DAY: Final = 86_400
-MAX_CELLS: Final = 8_000_000
-"""Users x days held at most (32 MB as int32): 50k users get 160 days."""
-MIN_DAYS: Final = 8
+MIN_SLOTS: Final = 8
 _SLICE: Final = 1 << 20
 
 I64 = NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
-class DayDirectory:
-    """Positions of each user's first trade at each day start, for days first_day .. first_day+days."""
+class Directory:
+    """Positions of each user's first trade at each slot start, for slots first .. first+slots."""
 
     shift: int
-    first_day: int
-    days: int
+    width: int
+    first: int
+    slots: int
     complete: bool
-    """True when no trade is older than first_day (earlier times are then answered too)."""
+    """True when no trade is older than slot `first` (earlier times are then answered too)."""
     table: NDArray[np.signedinteger]
-    """Shape (days + 1, users + 1): row k holds every user's position at the start of day first_day + k."""
+    """Shape (slots + 1, users + 1): row k holds every user's position at the start of slot first + k."""
 
     @classmethod
-    def build(cls, key: I64, shift: int) -> DayDirectory | None:
-        """The directory of a sorted key array; None when it is empty or too wide to be worth it."""
+    def build(cls, key: I64, shift: int, width: int, max_cells: int) -> Directory | None:
+        """The directory of a sorted key array at `width` seconds a slot, holding at most `max_cells`
+        positions; None when the array is empty or the budget is too small to be worth it."""
         if key.size == 0:
             return None
         mask = (1 << shift) - 1
-        rows = (
-            int(key[-1] >> shift) + 2
-        )  # the last row stands for users beyond the run: every position is the end
-        first_data_day, last_day = int((key & mask).min()) // DAY, int((key & mask).max()) // DAY
-        days = min(MAX_CELLS // rows, last_day - first_data_day + 1)
-        if days < MIN_DAYS and days < last_day - first_data_day + 1:
+        rows = int(key[-1] >> shift) + 2  # the last row stands for users beyond the run: the end
+        first_data, last = int((key & mask).min()) // width, int((key & mask).max()) // width
+        slots = min(max_cells // rows, last - first_data + 1)
+        if slots < MIN_SLOTS and slots < last - first_data + 1:
             return None
-        first_day = last_day - days + 1
-        # bin 0: before first_day; bin j (1..days): day first_day + j - 1; bin days + 1: later (empty).
+        first = last - slots + 1
+        # bin 0: before slot `first`; bin j (1..slots): slot first + j - 1; bin slots + 1: later (empty).
         # Counted a slice at a time, so the temporaries stay small however many trades there are.
-        counts = np.zeros(rows * (days + 2), dtype=np.int64)
+        counts = np.zeros(rows * (slots + 2), dtype=np.int64)
         for at in range(0, key.size, _SLICE):
             part = key[at : at + _SLICE]
-            day_bin = np.clip((part & mask) // DAY - first_day + 1, 0, days + 1)
-            counts += np.bincount((part >> shift) * (days + 2) + day_bin, minlength=counts.size)
-        grid = counts.reshape(rows, days + 2)
+            slot_bin = np.clip((part & mask) // width - first + 1, 0, slots + 1)
+            counts += np.bincount((part >> shift) * (slots + 2) + slot_bin, minlength=counts.size)
+        grid = counts.reshape(rows, slots + 2)
         starts = np.zeros(rows, dtype=np.int64)
         np.cumsum(grid.sum(axis=1)[:-1], out=starts[1:])
-        # row k: the trades before day first_day + k are those of bins 0 .. k; stored day-major so that
-        # one day (what every lookup reads, for many users) is contiguous
+        # row k: the trades before slot first + k are those of bins 0 .. k; stored slot-major so that
+        # one slot (what every lookup reads, for many users) is contiguous
         dtype = np.int32 if key.size < 2**31 else np.int64
         table: NDArray[np.signedinteger] = np.ascontiguousarray(
-            (starts[:, None] + np.cumsum(grid, axis=1)[:, : days + 1]).T, dtype=dtype
+            (starts[:, None] + np.cumsum(grid, axis=1)[:, : slots + 1]).T, dtype=dtype
         )
-        return cls(shift, first_day, days, first_day <= first_data_day, table)
+        return cls(shift, width, first, slots, first <= first_data, table)
 
     def left(self, key: I64, users: I64, ts: int) -> I64 | None:
         """For each user, the position of its first trade with time >= ts; None outside the directory."""
-        day, into = divmod(ts, DAY)
-        column = day - self.first_day
+        slot, into = divmod(ts, self.width)
+        column = slot - self.first
         rows = np.minimum(users, self.table.shape[1] - 1)
         if column < 0:
             return self._column(rows, 0) if self.complete else None
-        if column >= self.days:
-            return self._column(rows, self.days)
+        if column >= self.slots:
+            return self._column(rows, self.slots)
         lo = self._column(rows, column)
         if into == 0:
             return lo
@@ -84,8 +84,8 @@ class DayDirectory:
         total = int(length.sum())
         if total == 0:
             return lo
-        # positions of the users' trades of that day, concatenated: a cumulative sum of steps that
-        # jumps at each user's first trade of the day
+        # positions of the users' trades of that slot, concatenated: a cumulative sum of steps that
+        # jumps at each user's first trade of the slot
         some = length > 0
         starts, span = lo[some], length[some]
         step = np.ones(total, dtype=np.int64)

@@ -23,7 +23,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from cymetica_mcp.directory import DayDirectory
+from cymetica_mcp.directory import DAY, HOUR, Directory
 from cymetica_mcp.store import Store, chunks
 
 SHIFT: Final = 34
@@ -33,6 +33,10 @@ SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
 DELTA_MIN: Final = 1 << 18
+DIRECTORIES: Final = ((HOUR, 4_000_000), (DAY, 8_000_000))
+"""(slot width, cell budget) of the main run's directories, finest first. The hourly one covers the
+most recent hours (80 at 50k users, 16 MB): every boundary of a 24h dashboard, and the partial last
+hour of every window, are then column reads. The daily one covers 160 days at 50k users (32 MB)."""
 
 I64 = NDArray[np.int64]
 Kinds = NDArray[np.int8]
@@ -55,16 +59,22 @@ def group_sum(groups: I64, values: I64, n: int) -> I64:
     return out
 
 
-def _prefix(values: I64) -> I64:
-    """[0, v0, v0+v1, ...], refusing totals that could overflow 64-bit integers."""
-    if values.size:
-        largest = max(abs(int(values.min())), abs(int(values.max())))
-        if largest * values.size >= INT64_SAFE and float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
-            raise OverflowError(
-                "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
-            )
-    out = np.zeros(values.size + 1, dtype=np.int64)
-    np.cumsum(values, out=out[1:])
+def _prefix(volume: I64, pnl: I64) -> I64:
+    """Rows [0, 0], [v0, p0], [v0+v1, p0+p1], ...: the running sums of both columns side by side,
+    so a lookup at one position reads one 16-byte row. Refuses totals that could overflow 64 bits."""
+    for values in (volume, pnl):
+        if values.size:
+            largest = max(abs(int(values.min())), abs(int(values.max())))
+            if (
+                largest * values.size >= INT64_SAFE
+                and float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE
+            ):
+                raise OverflowError(
+                    "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
+                )
+    out = np.zeros((volume.size + 1, 2), dtype=np.int64)
+    np.cumsum(volume, out=out[1:, 0])
+    np.cumsum(pnl, out=out[1:, 1])
     return out
 
 
@@ -73,24 +83,25 @@ class Run:
     """Trades sorted by key, with prefix sums of their volumes and profits."""
 
     key: I64
-    cum_volume: I64
-    cum_pnl: I64
-    days: DayDirectory | None = None
+    cum: NDArray[np.int64]
+    """Shape (trades + 1, 2): row i holds the volume and pnl sums of the trades before position i."""
+    directories: tuple[Directory, ...] = ()
 
     @classmethod
     def of(cls, key: I64, volume: I64, pnl: I64) -> Run:
         """A run of trades (sorted here)."""
         order = np.argsort(key)  # ties (one user, one second) may come in any order: sums are the same
-        return cls(key[order], _prefix(volume[order]), _prefix(pnl[order]))
+        return cls(key[order], _prefix(volume[order], pnl[order]))
 
     def with_directory(self) -> Run:
-        """This run with a day directory, for the large main run that most queries search."""
-        return replace(self, days=DayDirectory.build(self.key, SHIFT))
+        """This run with its directories, for the large main run that most queries search."""
+        built = (Directory.build(self.key, SHIFT, width, cells) for width, cells in DIRECTORIES)
+        return replace(self, directories=tuple(d for d in built if d is not None))
 
     def left(self, users: I64, ts: int) -> I64:
         """Per user: the position of their first trade with time >= ts."""
-        if self.days is not None:
-            found = self.days.left(self.key, users, ts)
+        for directory in self.directories:
+            found = directory.left(self.key, users, ts)
             if found is not None:
                 return found
         ts = min(
@@ -110,18 +121,21 @@ class Run:
 
     def volumes(self) -> I64:
         """Each trade's volume, in key order."""
-        return np.diff(self.cum_volume)
+        return np.diff(self.cum[:, 0])
+
+    def pnls(self) -> I64:
+        """Each trade's profit, in key order."""
+        return np.diff(self.cum[:, 1])
 
     def totals(self, users: I64, spans: Sequence[tuple[int, int]]) -> list[tuple[I64, I64, I64]]:
         """Per span (start, end) and user: count, volume and pnl of the trades with start <= ts <= end."""
         edges = {t for start, end in spans for t in (start, end + 1)}
-        at = {t: self.left(users, t) for t in sorted(edges)}  # each distinct boundary looked up once
+        at = {t: self.left(users, t) for t in edges}  # each distinct boundary looked up once
+        sums = {t: np.take(self.cum, found, axis=0) for t, found in at.items()}
         out = []
         for start, end in spans:
-            lo, hi = at[start], at[end + 1]
-            out.append(
-                (hi - lo, self.cum_volume[hi] - self.cum_volume[lo], self.cum_pnl[hi] - self.cum_pnl[lo])
-            )
+            inside = sums[end + 1] - sums[start]
+            out.append((at[end + 1] - at[start], inside[:, 0], inside[:, 1]))
         return out
 
     def neighbours(self, key: I64) -> tuple[I64, I64]:
@@ -144,8 +158,7 @@ class Run:
         at = np.searchsorted(self.key, other.key, side="right")
         return Run(
             np.insert(self.key, at, other.key),
-            _prefix(np.insert(self.volumes(), at, other.volumes())),
-            _prefix(np.insert(np.diff(self.cum_pnl), at, np.diff(other.cum_pnl))),
+            _prefix(np.insert(self.volumes(), at, other.volumes()), np.insert(self.pnls(), at, other.pnls())),
         )
 
 

@@ -8,12 +8,11 @@ forward by just the new trades (`PeriodState.advanced`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Final
 
 import numpy as np
-from numpy.typing import NDArray
 
 from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
 from cymetica_mcp.index import I64, SHIFT, TS_MASK, TradeIndex, group_sum
@@ -52,11 +51,9 @@ class Activity:
         """Which users traded in the window."""
         return self.trades > 0
 
-    def subset(self, mask: NDArray[np.bool_] | None) -> Activity:
-        """The same figures for the users where `mask` holds (all of them for None)."""
-        if mask is None:
-            return self
-        return Activity(self.users[mask], self.trades[mask], self.volume[mask], self.pnl[mask])
+    def part(self, users: slice) -> Activity:
+        """The same figures for a contiguous range of the users (views: nothing is copied)."""
+        return Activity(self.users[users], self.trades[users], self.volume[users], self.pnl[users])
 
     def plus(self, slot: I64, volume: I64, pnl: I64) -> Activity:
         """These figures with more trades added (`slot`: each trade's position in `users`)."""
@@ -71,40 +68,59 @@ class Activity:
 
 @dataclass(frozen=True, slots=True)
 class PeriodState:
-    """Every trader's activity over W, W', W'' and W's last bucket, for one period at one instant."""
+    """Every trader's activity over W, W', W'' and W's last bucket, for one period at one instant.
+
+    The traders are held humans first, then agents (each in id order), so a population is a
+    contiguous range of every array: `split` humans, then the agents.
+    """
 
     version: int
     period: Period
     now: int
+    traders: tuple[I64, I64, I64]
+    """The index's `traders` this state was laid out from (a new tuple means a new layout)."""
     users: I64
+    split: int
     spans: tuple[tuple[int, int], ...]
     acts: tuple[Activity, ...]
 
     @classmethod
     def of(cls, index: TradeIndex, period: Period, now: int) -> PeriodState:
-        """Computed from scratch: two binary searches per trader and span."""
+        """Computed from scratch: a directory lookup per trader and span boundary."""
         w, w1, w2 = windows(period, now)
         tail = (w.start + (w.count - 1) * w.size, w.end)
         spans = ((w.start, w.end), (w1.start, w1.end), (w2.start, w2.end), tail)
-        users = index.traders[2]
+        humans, agents, _ = index.traders
+        users = np.concatenate([humans, agents])
         acts = tuple(Activity(users, *found) for found in index.totals(users, spans))
-        return cls(index.version, period, now, users, spans, acts)
+        return cls(index.version, period, now, index.traders, users, humans.size, spans, acts)
+
+    def population(self, filter: Filter) -> slice:
+        """The range of the traders that `filter` keeps."""
+        if filter is Filter.HUMANS:
+            return slice(0, self.split)
+        if filter is Filter.AGENTS:
+            return slice(self.split, self.users.size)
+        return slice(0, self.users.size)
 
     def advanced(self, index: TradeIndex) -> PeriodState | None:
         """This state moved to the index's version using only the newest trades; None if it cannot be."""
         if index.version == self.version:
             return self
-        if index.previous_version != self.version or index.traders[2].size != self.users.size:
-            return None  # more than one import behind, or new traders: recompute
+        if index.previous_version != self.version or index.traders is not self.traders:
+            return None  # more than one import behind, or new traders or a kind changed: recompute
         new = index.latest
         user, ts = new.key >> SHIFT, new.key & TS_MASK
-        slot = np.searchsorted(self.users, user)
-        volume, pnl = new.volumes(), np.diff(new.cum_pnl)
+        humans, agents, _ = self.traders
+        slot = np.where(
+            index.kind[user] == 0, np.searchsorted(humans, user), self.split + np.searchsorted(agents, user)
+        )
+        volume, pnl = new.volumes(), new.pnls()
         acts = []
         for act, (a, b) in zip(self.acts, self.spans, strict=True):
             inside = (ts >= a) & (ts <= b)
             acts.append(act.plus(slot[inside], volume[inside], pnl[inside]) if inside.any() else act)
-        return PeriodState(index.version, self.period, self.now, self.users, self.spans, tuple(acts))
+        return replace(self, version=index.version, acts=tuple(acts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,21 +183,19 @@ def usdc(micro: int) -> float:
 
 
 def series(
-    index: TradeIndex, tail: Activity, filter: Filter, window: Window
+    index: TradeIndex, state: PeriodState, filter: Filter, window: Window
 ) -> tuple[list[VolumePoint], list[ActivityPoint]]:
     """The per-bucket volume and activity series: full buckets from the rollup, the last one exact."""
     full = window.count - 1
     volume, trades, distinct = index.rollups[window.size].window(window.start // window.size, full)
-    kinds = index.kind[tail.users]
-    tail_active = tail.active
     volume = np.concatenate([volume, np.zeros((2, 1), dtype=np.int64)], axis=1)
     trades = np.concatenate([trades, np.zeros((2, 1), dtype=np.int64)], axis=1)
     distinct = np.concatenate([distinct, np.zeros((2, 1), dtype=np.int64)], axis=1)
-    for k in (0, 1):
-        mine = kinds == k
-        volume[k, -1] = int(tail.volume[mine].sum())
-        trades[k, -1] = int(tail.trades[mine].sum())
-        distinct[k, -1] = int((tail_active & mine).sum())
+    for k, population in ((0, Filter.HUMANS), (1, Filter.AGENTS)):
+        tail = state.acts[3].part(state.population(population))
+        volume[k, -1] = int(tail.volume.sum())
+        trades[k, -1] = int(tail.trades.sum())
+        distinct[k, -1] = int(np.count_nonzero(tail.trades))
     for k in (0, 1):
         if k not in KINDS[filter]:
             volume[k] = trades[k] = distinct[k] = 0
@@ -223,9 +237,8 @@ def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dash
 
 def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboard:
     """The dashboard of one population, from a state at the index's version."""
-    kinds = index.kind[state.users]
-    mask = None if filter is Filter.ALL else kinds == KINDS[filter][0]
-    cur, prev, prev2, tail = (act.subset(mask) for act in state.acts)
+    population = state.population(filter)
+    cur, prev, prev2 = (act.part(population) for act in state.acts[:3])
     v, v1 = card_values(index, cur), card_values(index, prev)
     active = MetricCard(
         label="Active Users",
@@ -243,7 +256,7 @@ def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboar
         period=state.period,
         timestamp=iso(state.now),
     )
-    vol_points, user_points = series(index, tail, filter, windows(state.period, state.now)[0])
+    vol_points, user_points = series(index, state, filter, windows(state.period, state.now)[0])
     return Dashboard(
         metrics=metrics,
         volume_over_time=vol_points,

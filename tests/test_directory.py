@@ -1,14 +1,12 @@
-"""The day directory answers exactly what a binary search over the sorted keys answers."""
+"""A directory, hourly or daily, answers exactly what a binary search over the sorted keys answers."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cymetica_mcp import directory as directory_module
-from cymetica_mcp.directory import DAY, DayDirectory
+from cymetica_mcp.directory import DAY, HOUR, Directory
 from cymetica_mcp.index import SHIFT
 
 T0 = 1_773_000_000
@@ -23,17 +21,16 @@ T0 = 1_773_000_000
     ),
     probes=st.lists(st.integers(-3 * DAY, 45 * DAY), min_size=1, max_size=12),
     max_cells=st.sampled_from([10_000_000, 300, 150]),
+    width=st.sampled_from([HOUR, DAY]),
 )
 def test_positions_equal_a_binary_search(
-    trades: list[tuple[int, int]], probes: list[int], max_cells: int
+    trades: list[tuple[int, int]], probes: list[int], max_cells: int, width: int
 ) -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(directory_module, "MAX_CELLS", max_cells)
-        key = np.sort(np.array([(u << SHIFT) + T0 + t for u, t in trades], dtype=np.int64))
-        directory = DayDirectory.build(key, SHIFT)
+    key = np.sort(np.array([(u << SHIFT) + T0 + t for u, t in trades], dtype=np.int64))
+    directory = Directory.build(key, SHIFT, width, max_cells)
     users = np.arange(0, 16, dtype=np.int64)  # includes users with no trades and beyond the last
     answered = 0
-    for probe in probes + [(p // DAY) * DAY for p in probes]:
+    for probe in probes + [(p // width) * width for p in probes]:
         ts = T0 + probe
         expected = np.searchsorted(key, (users << SHIFT) + ts, side="left")
         found = None if directory is None else directory.left(key, users, ts)
