@@ -99,6 +99,18 @@ class Directory:
         inside[some] = seen[first + span] - seen[first]
         return lo + inside
 
+    def counts(self, users: I64, start: I64, end: I64) -> I64:
+        """Per entry i: how many of user i's trades have start[i] <= ts < end[i], where the table
+        tells without reading a trade (both ends at slot starts it covers); -1 elsewhere."""
+        rows = np.minimum(users, self.table.shape[1] - 1)
+        low, high = start // self.width - self.first, end // self.width - self.first
+        known = (start % self.width == 0) & (end % self.width == 0)
+        if not self.complete:
+            known &= low >= 0
+        low, high = np.clip(low, 0, self.slots), np.clip(high, 0, self.slots)
+        found: I64 = self.table[high, rows].astype(np.int64) - self.table[low, rows]
+        return np.where(known, found, -1)
+
     def _column(self, rows: I64, column: int) -> I64:
         """Column `column` of the table for these rows, as 64-bit positions."""
         found: I64 = self.table[column][rows].astype(np.int64)

@@ -162,6 +162,42 @@ class Run:
         )
 
 
+class Presence:
+    """Did the user of each of some new trades already trade in a given range of an earlier run?
+
+    Asked once per bucket size as the rollups take the new trades. A directory of the run answers
+    a range aligned to its slots with two table reads; the other trades are answered from their
+    neighbours in the run (one binary search per trade, kept for the next bucket size).
+    """
+
+    def __init__(self, run: Run, key: I64) -> None:
+        self.run = run
+        self.key = key
+        self.searched = np.zeros(key.size, dtype=np.bool_)
+        self.before = np.full(key.size, -1, dtype=np.int64)
+        self.after = np.full(key.size, 1 << SHIFT, dtype=np.int64)
+
+    def any_in(self, which: I64, start: I64, end: I64) -> NDArray[np.bool_]:
+        """For the trades at positions `which`: does their user have a trade with start <= ts < end?"""
+        users = self.key[which] >> SHIFT
+        counts = np.full(which.size, -1, dtype=np.int64)
+        for directory in self.run.directories:
+            todo = np.flatnonzero(counts < 0)
+            if todo.size == 0:
+                break
+            counts[todo] = directory.counts(users[todo], start[todo], end[todo])
+        found: NDArray[np.bool_] = counts > 0
+        todo = np.flatnonzero(counts < 0)
+        if todo.size:
+            trades = which[todo]
+            need = trades[~self.searched[trades]]
+            if need.size:
+                self.before[need], self.after[need] = self.run.neighbours(self.key[need])
+                self.searched[need] = True
+            found[todo] = (self.before[trades] >= start[todo]) | (self.after[trades] < end[todo])
+        return found
+
+
 @dataclass(frozen=True, slots=True)
 class Rollup:
     """Per-bucket totals for one bucket size, split by kind (row 0 humans, row 1 agents)."""
@@ -190,19 +226,19 @@ class Rollup:
             out[2, :, dst] = self.users[:, src]
         return out[0], out[1], out[2]
 
-    def plus(self, run: Run, kind: Kinds, near: Sequence[tuple[I64, I64]] = ()) -> Rollup:
-        """This rollup with the run's trades added; a user counts once per bucket across all runs.
-
-        `near` holds, for each run already counted, `Run.neighbours` of this run's keys in it.
-        """
+    def plus(self, run: Run, kind: Kinds, counted: Sequence[Presence] = ()) -> Rollup:
+        """This rollup with the run's trades added; a user counts once per bucket across all runs
+        (`counted`: the run's trades in each run this rollup already holds)."""
         if run.size == 0:
             return self
         user, bucket = run.key >> SHIFT, (run.key & TS_MASK) // self.size
         first = np.ones(run.size, dtype=np.bool_)
         first[1:] = (user[1:] != user[:-1]) | (bucket[1:] != bucket[:-1])
         start = bucket * self.size
-        for before, after in near:  # the user already traded in this bucket in an earlier run
-            first &= ~((before >= start) | (after < start + self.size))
+        for other in counted:  # the user already traded in this bucket in an earlier run
+            mine = np.flatnonzero(first)
+            if mine.size:
+                first[mine] = ~other.any_in(mine, start[mine], start[mine] + self.size)
         width = self.volume.shape[1]
         low, high = int(bucket.min()), int(bucket.max()) + 1
         base = min(self.base, low) if width else low
@@ -226,7 +262,7 @@ def _rollups(runs: tuple[Run, ...], kind: Kinds) -> dict[int, Rollup]:
     for size in SIZES:
         rollup = Rollup.empty(size)
         for i, run in enumerate(runs):
-            rollup = rollup.plus(run, kind, [other.neighbours(run.key) for other in runs[:i] if other.size])
+            rollup = rollup.plus(run, kind, [Presence(other, run.key) for other in runs[:i] if other.size])
         result[size] = rollup
     return result
 
@@ -298,8 +334,8 @@ class TradeIndex:
             main, delta = main.merged(delta).merged(new).with_directory(), Run.empty()
             rollups = _rollups((main,), kind)
         elif new.size:
-            near = [other.neighbours(new.key) for other in (main, delta) if other.size]
-            rollups = {size: r.plus(new, kind, near) for size, r in rollups.items()}
+            counted = [Presence(other, new.key) for other in (main, delta) if other.size]
+            rollups = {size: r.plus(new, kind, counted) for size, r in rollups.items()}
             delta = delta.merged(new)
             if main.size == 0 or delta.size > max(DELTA_MIN, main.size // 8):
                 main, delta = main.merged(delta).with_directory(), Run.empty()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cymetica_mcp import index as index_module
 from cymetica_mcp.directory import DAY, HOUR, Directory
-from cymetica_mcp.index import SHIFT
+from cymetica_mcp.index import SHIFT, TS_MASK, Presence, Run
 
 T0 = 1_773_000_000
 
@@ -40,3 +42,32 @@ def test_positions_equal_a_binary_search(
     if max_cells == 10_000_000:
         assert directory is not None
         assert answered == 2 * len(probes)  # it covers every day of the data and all times around it
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
+    trades=st.lists(
+        st.tuples(st.integers(0, 12), st.integers(0, 12 * DAY)), min_size=1, max_size=200, unique=True
+    ),
+    new=st.lists(st.tuples(st.integers(0, 14), st.integers(-DAY, 13 * DAY)), min_size=1, max_size=40),
+    budgets=st.sampled_from([(10_000_000, 10_000_000), (200, 10_000_000), (150, 150), (0, 0)]),
+)
+def test_presence_equals_a_scan(
+    trades: list[tuple[int, int]], new: list[tuple[int, int]], budgets: tuple[int, int]
+) -> None:
+    """What the rollups ask when new trades arrive: did this user already trade in this bucket?"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(index_module, "DIRECTORIES", ((HOUR, budgets[0]), (DAY, budgets[1])))
+        ones = np.ones(len(trades), dtype=np.int64)
+        run = Run.of(np.array([(u << SHIFT) + T0 + t for u, t in trades], dtype=np.int64), ones, ones)
+        run = run.with_directory()
+    key = np.array([(u << SHIFT) + T0 + t for u, t in new], dtype=np.int64)
+    presence = Presence(run, key)
+    for size in (HOUR, 6 * HOUR, DAY):  # as the rollups ask: one bucket size after the other
+        which = np.arange(0, key.size, 2 if size == HOUR else 1, dtype=np.int64)
+        start = ((key[which] & TS_MASK) // size) * size
+        expected = [
+            any(user == u and a <= T0 + t < a + size for user, t in trades)
+            for u, a in zip((key[which] >> SHIFT).tolist(), start.tolist(), strict=True)
+        ]
+        assert presence.any_in(which, start, start + size).tolist() == expected

@@ -191,6 +191,16 @@ def test_dashboards_moved_forward_by_an_import_equal_ones_computed_afresh(
     after = [engine.dashboard(f, p).to_wire() for f, p in PAIRS]
     assert computed_afresh == [Period.D7, Period.D30]
     assert after == every_dashboard(TradeIndex.load(demo_store), NOW)
+    # a trader who changes kind moves between the populations: every state is recomputed
+    (tmp_path / "flip.csv").write_text(
+        f"user_id,kind,capital_usdc,created_at\n{human},agent,100,2026-01-01T00:00:00Z\n"
+    )
+    import_files(demo_store, users=tmp_path / "flip.csv")
+    computed_afresh.clear()
+    flipped = [engine.dashboard(f, p).to_wire() for f, p in PAIRS]
+    assert computed_afresh == list(Period)
+    assert flipped == every_dashboard(TradeIndex.load(demo_store), NOW)
+    assert flipped != after
     engine.close()
 
 
