@@ -33,10 +33,11 @@ SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
 DELTA_MIN: Final = 1 << 18
-DIRECTORIES: Final = ((HOUR, 4_000_000), (DAY, 8_000_000))
-"""(slot width, cell budget) of the main run's directories, finest first. The hourly one covers the
-most recent hours (80 at 50k users, 16 MB): every boundary of a 24h dashboard, and the partial last
-hour of every window, are then column reads. The daily one covers 160 days at 50k users (32 MB)."""
+DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 4_500_000), (DAY, 8_000_000))
+"""(slot width, cell budget) of the main run's directories, finest first; each covers the most
+recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 MB), so every
+boundary of a 24h dashboard and the partial last hour of every window are column reads; 6-hourly
+22 days (18 MB), every start of a 7d dashboard and its previous two windows; daily 160 days (32 MB)."""
 
 I64 = NDArray[np.int64]
 Kinds = NDArray[np.int8]
@@ -317,6 +318,7 @@ class TradeIndex:
         """This index extended with whatever the store committed since it was built."""
         conn = store.connect()
         try:
+            conn.execute("PRAGMA cache_size = -2048")  # each page is read once: caching them buys nothing
             conn.execute("BEGIN")  # one read snapshot for the version, the users and the trades
             version = store.data_version(conn)
             if version == self.version:
