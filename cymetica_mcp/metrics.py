@@ -35,6 +35,7 @@ ROI_RANGES: Final = (
 )  # fmt: skip
 KINDS: Final[dict[Filter, tuple[int, ...]]] = {Filter.ALL: (0, 1), Filter.HUMANS: (0,), Filter.AGENTS: (1,)}
 _INT64_ROI_SAFE: Final = 2**55
+_ROI_BOUNDS_F: Final = np.array(ROI_BOUNDS, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,8 @@ class PeriodState:
     traders: tuple[I64, I64, I64]
     """The index's `traders` this state was laid out from (a new tuple means a new layout)."""
     users: I64
+    capital: I64
+    """Each trader's capital at the state's version (a user's capital may change on any import)."""
     split: int
     spans: tuple[tuple[int, int], ...]
     acts: tuple[Activity, ...]
@@ -93,7 +96,9 @@ class PeriodState:
         humans, agents, _ = index.traders
         users = np.concatenate([humans, agents])
         acts = tuple(Activity(users, *found) for found in index.totals(users, spans))
-        return cls(index.version, period, now, index.traders, users, humans.size, spans, acts)
+        return cls(
+            index.version, period, now, index.traders, users, index.capital[users], humans.size, spans, acts
+        )
 
     def population(self, filter: Filter) -> slice:
         """The range of the traders that `filter` keeps."""
@@ -120,7 +125,31 @@ class PeriodState:
         for act, (a, b) in zip(self.acts, self.spans, strict=True):
             inside = (ts >= a) & (ts <= b)
             acts.append(act.plus(slot[inside], volume[inside], pnl[inside]) if inside.any() else act)
-        return replace(self, version=index.version, acts=tuple(acts))
+        return replace(self, version=index.version, capital=index.capital[self.users], acts=tuple(acts))
+
+
+@dataclass(frozen=True, slots=True)
+class Traders:
+    """The active users of one window and population: how many, their volume and capital, and the
+    profit and capital of those with capital (the ROI figures are over them)."""
+
+    count: int
+    volume: int
+    capital: int
+    pnl: I64
+    with_capital: I64
+
+    @classmethod
+    def of(cls, act: Activity, capital: I64) -> Traders:
+        """From the window's activity and each of its users' capital (same order)."""
+        active = act.trades > 0
+        count = int(np.count_nonzero(active))
+        mine = capital[active]
+        wraps = count and int(mine.max()) * count >= 2**62  # an int64 sum could wrap
+        total = sum(mine.tolist()) if wraps else int(mine.sum())
+        keep = active & (capital > 0)
+        # users without a trade in the window have volume 0: the sum over everyone is the active users'
+        return cls(count, int(act.volume.sum()), total, act.pnl[keep], capital[keep])
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,21 +162,14 @@ class CardValues:
     avg_roi: Figure | None
 
 
-def card_values(index: TradeIndex, act: Activity) -> CardValues:
+def card_values(traders: Traders) -> CardValues:
     """Active users, volume (USDC), mean capital (USDC) and mean ROI (%) over the active users."""
-    active = act.active
-    n = int(active.sum())
-    volume = Fraction(int(act.volume[active].sum()), MICRO)
-    if n == 0:
+    volume = Fraction(traders.volume, MICRO)
+    if traders.count == 0:
         return CardValues(Fraction(0), volume, None, None)
-    capital = index.capital[act.users[active]]
-    total = int(capital.sum()) if int(capital.max()) * n < 2**62 else sum(capital.tolist())  # no int64 wrap
-    avg_capital = Fraction(total, n * MICRO)
-    with_capital = capital > 0
-    avg_roi = (
-        mean_ratio(act.pnl[active][with_capital], capital[with_capital], 100) if with_capital.any() else None
-    )
-    return CardValues(Fraction(n), volume, avg_capital, avg_roi)
+    avg_capital = Fraction(traders.capital, traders.count * MICRO)
+    avg_roi = mean_ratio(traders.pnl, traders.with_capital, 100) if traders.pnl.size else None
+    return CardValues(Fraction(traders.count), volume, avg_capital, avg_roi)
 
 
 def retention(now: Activity, before: Activity) -> Fraction | None:
@@ -158,23 +180,37 @@ def retention(now: Activity, before: Activity) -> Fraction | None:
     return Fraction(100 * int((now.active & before.active).sum()), earlier)
 
 
-def distribution(index: TradeIndex, act: Activity) -> list[ProfitabilityBucket]:
+def distribution(traders: Traders) -> list[ProfitabilityBucket]:
     """Active users with capital counted by exact window ROI into the eight ranges."""
-    active = act.active
-    capital = index.capital[act.users[active]]
-    keep = capital > 0
-    pnl, capital = act.pnl[active][keep], capital[keep]
+    pnl, capital = traders.pnl, traders.with_capital
     counts = [0] * len(ROI_RANGES)
     if pnl.size:
         if int(np.abs(pnl).max()) < _INT64_ROI_SAFE and int(capital.max()) < _INT64_ROI_SAFE:
-            slot = sum(((100 * pnl) >= (bound * capital)).astype(np.int64) for bound in ROI_BOUNDS)
-            counts = np.bincount(np.asarray(slot), minlength=len(ROI_RANGES)).tolist()
+            counts = np.bincount(_roi_slots(pnl, capital), minlength=len(ROI_RANGES)).tolist()
         else:
             for p, c in zip(pnl.tolist(), capital.tolist(), strict=True):
                 counts[sum(100 * p >= bound * c for bound in ROI_BOUNDS)] += 1
     return [
         ProfitabilityBucket(range=label, count=count) for label, count in zip(ROI_RANGES, counts, strict=True)
     ]
+
+
+def _roi_slots(pnl: I64, capital: I64) -> I64:
+    """Per user: how many ROI bounds b have 100·pnl >= b·capital (the range index), exactly.
+
+    Placed by the floating-point ROI, then checked in integers wherever the ROI lies so near a bound
+    that the float could fall on the wrong side of it (values below 2^55 keep the products exact)."""
+    roi = (100 * pnl) / capital
+    slots = np.searchsorted(_ROI_BOUNDS_F, roi, side="right")
+    below = _ROI_BOUNDS_F[np.maximum(slots - 1, 0)]
+    above = _ROI_BOUNDS_F[np.minimum(slots, len(ROI_BOUNDS) - 1)]
+    gap = np.minimum(np.abs(roi - below), np.abs(roi - above))
+    doubt = np.flatnonzero(gap <= 1e-9 * np.maximum(np.abs(roi), 1.0))
+    if doubt.size:
+        p, c = pnl[doubt], capital[doubt]
+        slots[doubt] = sum(((100 * p) >= (bound * c)).astype(np.int64) for bound in ROI_BOUNDS)
+    found: I64 = slots.astype(np.int64)
+    return found
 
 
 def usdc(micro: int) -> float:
@@ -239,7 +275,9 @@ def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboar
     """The dashboard of one population, from a state at the index's version."""
     population = state.population(filter)
     cur, prev, prev2 = (act.part(population) for act in state.acts[:3])
-    v, v1 = card_values(index, cur), card_values(index, prev)
+    capital = state.capital[population]
+    traders = Traders.of(cur, capital)
+    v, v1 = card_values(traders), card_values(Traders.of(prev, capital))
     active = MetricCard(
         label="Active Users",
         value=int(v.active_users),
@@ -261,5 +299,5 @@ def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboar
         metrics=metrics,
         volume_over_time=vol_points,
         user_activity=user_points,
-        profitability_distribution=distribution(index, cur),
+        profitability_distribution=distribution(traders),
     )

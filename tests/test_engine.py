@@ -6,14 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from cymetica_mcp import index as index_module
 from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine
 from cymetica_mcp.index import TradeIndex
 from cymetica_mcp.ingest import import_files
-from cymetica_mcp.metrics import PeriodState, compute
+from cymetica_mcp.metrics import ROI_BOUNDS, PeriodState, _roi_slots, compute
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
 from cymetica_mcp.windows import DAY, HOUR, iso
@@ -218,3 +221,40 @@ def test_instants_outside_1970_to_2242_are_refused(text: str) -> None:
 
     with pytest.raises(ValueError, match="out of range"):
         parse_instant(text)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    pairs=st.lists(
+        st.tuples(
+            st.integers(1, 2**54),
+            st.one_of(st.sampled_from(ROI_BOUNDS), st.integers(-200, 200)),
+            st.integers(-3, 3),
+            st.integers(-(2**54), 2**54),
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+@example(  # odd positions take bound% of capital: their float ROI lands on the bound itself
+    pairs=[
+        (1, 0, 0, 0),
+        (16_392_403_905_996_561, 50, 0, 0),
+        (1, 0, 0, 0),
+        (10_342_638_415_962_254, -20, 0, 0),
+        (1, 0, 0, 0),
+        (8_733_007_164_950_621, 5, 0, 0),
+    ]
+)
+def test_roi_ranges_are_exact_at_every_bound(pairs: list[tuple[int, int, int, int]]) -> None:
+    """ROI exactly on a bound, a micro-USDC either side of it, and anywhere: the integer rule decides."""
+    capital = np.array([c for c, _, _, _ in pairs], dtype=np.int64)
+    # pnl = bound% of capital (rounded) plus a nudge, or a free value
+    pnl = np.array(
+        [(b * c) // 100 + d if i % 2 else free for i, (c, b, d, free) in enumerate(pairs)], dtype=np.int64
+    )
+    expected = [
+        sum(100 * p >= bound * c for bound in ROI_BOUNDS)
+        for p, c in zip(pnl.tolist(), capital.tolist(), strict=True)
+    ]
+    assert _roi_slots(pnl, capital).tolist() == expected
