@@ -186,7 +186,8 @@ class Presence:
             todo = np.flatnonzero(counts < 0)
             if todo.size == 0:
                 break
-            counts[todo] = directory.counts(users[todo], start[todo], end[todo])
+            if not np.any((end[todo] - start[todo]) % directory.width):  # else no range is aligned to it
+                counts[todo] = directory.counts(users[todo], start[todo], end[todo])
         found: NDArray[np.bool_] = counts > 0
         todo = np.flatnonzero(counts < 0)
         if todo.size:
