@@ -7,12 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.windows import parse_instant
 
 ENV_PREFIX: Final = "CYMETICA_"
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+FLAGS: Final = frozenset({"db", "log_level"})
+"""The settings that also have a command-line flag."""
 
 
 class Settings(BaseModel):
@@ -42,6 +45,13 @@ class Settings(BaseModel):
         repr=False,
     )
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Settings from the environment (default os.environ), with non-None `overrides` on top."""
@@ -54,7 +64,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     if isinstance(values.get("now"), str):
         values["now"] = parse_now(str(values["now"]))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings.model_validate(values)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:  # names the setting, never echoes its value (it may be a secret)
+        problems = "; ".join(_problem(error["loc"], error["msg"]) for error in exc.errors())
+        raise AnalyticsError("invalid_argument", f"bad setting: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str) -> str:
+    name = str(loc[0]) if loc else "?"
+    flag = f" or --{name.replace('_', '-')}" if name in FLAGS else ""
+    return f"{ENV_PREFIX}{name.upper()}{flag}: {message.removeprefix('Value error, ')}"
 
 
 def parse_now(text: str) -> int:

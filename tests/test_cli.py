@@ -87,6 +87,37 @@ def test_bad_input_gets_the_contracts_message_and_no_traceback(
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--log-level", "loud"],
+            {},
+            "error (invalid_argument): bad setting: CYMETICA_LOG_LEVEL or --log-level: "
+            "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+        ),
+        (
+            [],
+            {"CYMETICA_CACHE_SECONDS": "soon-ish"},
+            "error (invalid_argument): bad setting: CYMETICA_CACHE_SECONDS: Input should be a valid number",
+        ),
+        (
+            [],
+            {"CYMETICA_CACHE_SECONDS": "-1"},
+            "error (invalid_argument): bad setting: CYMETICA_CACHE_SECONDS: Input should be greater than",
+        ),
+    ],
+)
+def test_a_bad_setting_is_named_with_what_is_accepted_never_echoed(
+    tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    done = cli("--db", str(tmp_path / "x.db"), *args, "dashboard", env=env)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message)
+    assert "Traceback" not in done.stderr
+    assert "soon-ish" not in done.stderr and "loud" not in done.stderr  # values may be secrets: never shown
+
+
 def test_a_refused_import_exits_non_zero_and_lists_the_bad_lines(tmp_path: Path) -> None:
     users = tmp_path / "users.csv"
     users.write_text(
