@@ -96,15 +96,9 @@ class Engine:
         """Like `dashboard`, with the instant, data version and computation time."""
         index = self.index()
         key = (filter, period, now)
-        with self._cache_lock:
-            hit = self._cache.get(key)
+        hit = self._cached(filter, period, index.version, now)
         if hit is not None:
-            born, result = hit
-            fresh = now is not None or time.monotonic() - born <= self.max_age
-            if fresh and result.data_version == index.version:
-                return Result(
-                    result.dashboard, result.now, result.data_version, result.computed_at, cached=True
-                )
+            return hit
         at = self.clock() if now is None else now
         result = Result(
             dashboard=dashboard(index, self._state(index, period, at), filter),
@@ -118,6 +112,25 @@ class Engine:
             while len(self._cache) > CACHE_ENTRIES:
                 self._cache.popitem(last=False)
         return result
+
+    def cached(self, filter: Filter, period: Period, version: int, now: int | None = None) -> Result | None:
+        """The cached result for (filter, period, now) if it is still servable at data version `version`.
+
+        Memory only (no SQLite, no computation): the caller vouches that `version` is the store's
+        current data version. A live result (`now` None) is servable while at most `max_age` old.
+        """
+        return self._cached(filter, period, version, now)
+
+    def _cached(self, filter: Filter, period: Period, version: int, now: int | None) -> Result | None:
+        with self._cache_lock:
+            hit = self._cache.get((filter, period, now))
+        if hit is None:
+            return None
+        born, result = hit
+        fresh = now is not None or time.monotonic() - born <= self.max_age
+        if not fresh or result.data_version != version:
+            return None
+        return Result(result.dashboard, result.now, result.data_version, result.computed_at, cached=True)
 
     def _state(self, index: TradeIndex, period: Period, now: int) -> PeriodState:
         """The traders' activity for (period, now): kept, moved forward by an import, or computed."""
