@@ -120,6 +120,7 @@ def create_app(
                 finally:
                     await hub.close_all()
                     tasks.cancel_scope.cancel()
+                    door.close()
 
     public = urlsplit(options.public_url)
     trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")
