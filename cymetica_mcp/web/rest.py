@@ -70,6 +70,7 @@ def _query_value(request: Request, name: str, default: str) -> object:
 
 def rest_routes(door: Door) -> list[Route]:
     """The REST routes over `door`."""
+    store = str(door.engine.store.path.resolve())  # once: resolving is a system call per path component
 
     async def dashboard(request: Request) -> Response:
         """The analytics dashboard for ?filter=&period= (defaults all, 24h)."""
@@ -82,7 +83,7 @@ def rest_routes(door: Door) -> list[Route]:
         except AnalyticsError as exc:
             return error_response(exc, credential_sent=bearer_sent(header))
         result = await door.result(filter, period)
-        body, etag = _encoded(str(door.engine.store.path.resolve()), filter, period, result)
+        body, etag = _encoded(store, filter, period, result)
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
         log.debug(
             "dashboard %s/%s for key %d: %.1f ms%s",
