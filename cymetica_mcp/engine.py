@@ -24,6 +24,8 @@ from cymetica_mcp.store import Store
 
 CACHE_ENTRIES: Final = 256
 STATE_ENTRIES: Final = 16
+COMPUTE_LOCKS: Final = 16
+"""Dashboards computed at once are serialised per (filter, period, now) through this many striped locks."""
 
 
 def system_clock() -> int:
@@ -58,6 +60,7 @@ class Engine:
         self._cache: OrderedDict[tuple[Filter, Period, int | None], tuple[float, Result]] = OrderedDict()
         self._states: OrderedDict[tuple[Period, int], PeriodState] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._compute_locks = tuple(threading.Lock() for _ in range(COMPUTE_LOCKS))
 
     def close(self) -> None:
         """Release the engine's SQLite connection."""
@@ -99,18 +102,24 @@ class Engine:
         hit = self._cached(filter, period, index.version, now)
         if hit is not None:
             return hit
-        at = self.clock() if now is None else now
-        result = Result(
-            dashboard=dashboard(index, self._state(index, period, at), filter),
-            now=at,
-            data_version=index.version,
-            computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        )
-        with self._cache_lock:
-            self._cache[key] = (time.monotonic(), result)
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+        # One computation per key at a time: callers that missed the same expired entry together
+        # (a burst of requests when it passes max_age) wait for the first and take its result.
+        with self._compute_locks[hash(key) % COMPUTE_LOCKS]:
+            hit = self._cached(filter, period, index.version, now)
+            if hit is not None:
+                return hit
+            at = self.clock() if now is None else now
+            result = Result(
+                dashboard=dashboard(index, self._state(index, period, at), filter),
+                now=at,
+                data_version=index.version,
+                computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            )
+            with self._cache_lock:
+                self._cache[key] = (time.monotonic(), result)
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
         return result
 
     def cached(self, filter: Filter, period: Period, version: int, now: int | None = None) -> Result | None:
