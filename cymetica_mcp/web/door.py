@@ -59,11 +59,21 @@ class Door:
         """Release the watch's connection (on the event loop's thread, where it is used)."""
         self.watch.close()
 
+    def remembered(self, credential: str | None, stamp: int | None) -> Principal | None:
+        """The caller behind `credential` if it was accepted under `stamp` (memory only, never blocks)."""
+        return self.verdicts.get(credential, stamp)
+
+    def cached(self, filter: Filter, period: Period, stamp: int | None) -> Result | None:
+        """The live dashboard if the engine holds a servable one for the data version known under
+        `stamp` (memory only, never blocks)."""
+        version = self.watch.version(stamp)
+        return None if version is None else self.engine.cached(filter, period, version)
+
     async def principal(self, credential: str | None) -> Principal:
         """The caller behind `credential`, or `unauthorized`: from memory while nothing was committed
         to the store since it was accepted, else checked against the store on a worker thread."""
         stamp = self.watch.stamp()
-        known = self.verdicts.get(credential, stamp)
+        known = self.remembered(credential, stamp)
         if known is not None:
             return known
         verdict = await anyio.to_thread.run_sync(self.authenticator.verdict, credential)
@@ -81,11 +91,9 @@ class Door:
         """The live dashboard for (filter, period): the engine's cached one when the store has not
         changed since its data version was learnt, else from the engine on a worker thread."""
         stamp = self.watch.stamp()
-        version = self.watch.version(stamp)
-        if version is not None:
-            cached = self.engine.cached(filter, period, version)
-            if cached is not None:
-                return cached
+        cached = self.cached(filter, period, stamp)
+        if cached is not None:
+            return cached
         result = await anyio.to_thread.run_sync(self.engine.result, filter, period, None)
         self.watch.learn(stamp, result.data_version)
         return result

@@ -43,20 +43,22 @@ class StoreWatch:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._conn: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
         self._known: tuple[int, int] | None = None
 
     def stamp(self) -> int | None:
         """`PRAGMA data_version` of the watch's connection: changes with every commit by any other
         connection; None when SQLite cannot answer at once (the caller then asks the store itself)."""
         try:
-            if self._conn is None:
+            if self._cursor is None:
                 # timeout=0 is busy_timeout 0: SQLITE_BUSY at once instead of waiting for a lock
                 conn = sqlite3.connect(
                     self.store.path, timeout=0, isolation_level=None, check_same_thread=False
                 )
                 conn.execute("PRAGMA query_only = ON")
-                self._conn = conn
-            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+                self._conn, self._cursor = conn, conn.cursor()
+            # fetching the one row steps the statement to its end: no read transaction stays open
+            return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.Error:
             return None
 
@@ -76,7 +78,7 @@ class StoreWatch:
         """Release the connection (the next `stamp` opens a new one)."""
         if self._conn is not None:
             self._conn.close()
-            self._conn = None
+            self._conn = self._cursor = None
 
 
 class Verdicts:

@@ -162,6 +162,9 @@ def test_the_stamp_moves_with_every_commit_by_any_other_connection_only(demo_sto
     with demo_store.write() as conn:
         conn.execute("UPDATE api_keys SET name = 'renamed'")
     assert watch.stamp() not in (first, second, None)
+    with closing(sqlite3.connect(demo_store.path, timeout=0)) as conn:
+        # the watch keeps no read transaction open (no snapshot pinned): the WAL can be reset
+        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
     watch.close()
     assert watch.stamp() is not None  # reopened on demand
     watch.close()
