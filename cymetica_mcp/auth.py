@@ -59,6 +59,15 @@ class Principal:
     via: Literal["api_key", "jwt"]
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An accepted credential: who it is, and until when its own claims allow it (whatever the store says)."""
+
+    principal: Principal
+    expires: int | None
+    """A JWT's `exp` (Unix seconds; refused from that instant on); None for an API key, which does not expire."""
+
+
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
@@ -165,6 +174,10 @@ class Authenticator:
 
     def authenticate(self, credential: str | None) -> Principal:
         """The caller behind `credential`, or `unauthorized` (missing, malformed, expired, revoked)."""
+        return self.verdict(credential).principal
+
+    def verdict(self, credential: str | None) -> Verdict:
+        """Like `authenticate`, with the instant a JWT expires (what a cache of verdicts must respect)."""
         if not credential or not credential.strip():
             raise _unauthorized(
                 f"missing credential: send an API key or a JWT as 'Authorization: Bearer <token>' ({HOW_TO_GET_A_KEY})"
@@ -178,7 +191,7 @@ class Authenticator:
             f"malformed credential: expected an API key starting with {KEY_PREFIX!r} or a JWT"
         )
 
-    def _by_key(self, secret: str) -> Principal:
+    def _by_key(self, secret: str) -> Verdict:
         digest = _digest(secret)
         row = self._query(
             "SELECT id, name, secret_hash, revoked_at FROM api_keys WHERE secret_hash = ?", (digest,)
@@ -187,9 +200,9 @@ class Authenticator:
             raise _unauthorized(f"invalid or revoked API key ({HOW_TO_GET_A_KEY})")
         key_id = int(row[0])
         self._touch(key_id)
-        return Principal(key_id, str(row[1]), "api_key")
+        return Verdict(Principal(key_id, str(row[1]), "api_key"), None)
 
-    def _by_jwt(self, token: str) -> Principal:
+    def _by_jwt(self, token: str) -> Verdict:
         try:
             claims = jwt.decode(
                 token,
@@ -210,7 +223,7 @@ class Authenticator:
         row = self._query("SELECT name, revoked_at FROM api_keys WHERE id = ?", (key_id,))
         if row is None or row[1] is not None:
             raise _unauthorized(f"the API key behind this token was revoked ({HOW_TO_GET_A_KEY})")
-        return Principal(key_id, str(row[0]), "jwt")
+        return Verdict(Principal(key_id, str(row[0]), "jwt"), int(claims["exp"]))
 
     def issue(self, principal: Principal) -> tuple[str, int]:
         """A signed JWT for the principal's key and its lifetime in seconds."""

@@ -24,6 +24,8 @@ from cymetica_mcp.store import Store
 
 CACHE_ENTRIES: Final = 256
 STATE_ENTRIES: Final = 16
+COMPUTE_LOCKS: Final = 16
+"""Dashboards computed at once are serialised per (filter, period, now) through this many striped locks."""
 
 
 def system_clock() -> int:
@@ -58,6 +60,7 @@ class Engine:
         self._cache: OrderedDict[tuple[Filter, Period, int | None], tuple[float, Result]] = OrderedDict()
         self._states: OrderedDict[tuple[Period, int], PeriodState] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._compute_locks = tuple(threading.Lock() for _ in range(COMPUTE_LOCKS))
 
     def close(self) -> None:
         """Release the engine's SQLite connection."""
@@ -96,28 +99,47 @@ class Engine:
         """Like `dashboard`, with the instant, data version and computation time."""
         index = self.index()
         key = (filter, period, now)
-        with self._cache_lock:
-            hit = self._cache.get(key)
+        hit = self._cached(filter, period, index.version, now)
         if hit is not None:
-            born, result = hit
-            fresh = now is not None or time.monotonic() - born <= self.max_age
-            if fresh and result.data_version == index.version:
-                return Result(
-                    result.dashboard, result.now, result.data_version, result.computed_at, cached=True
-                )
-        at = self.clock() if now is None else now
-        result = Result(
-            dashboard=dashboard(index, self._state(index, period, at), filter),
-            now=at,
-            data_version=index.version,
-            computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        )
-        with self._cache_lock:
-            self._cache[key] = (time.monotonic(), result)
-            self._cache.move_to_end(key)
-            while len(self._cache) > CACHE_ENTRIES:
-                self._cache.popitem(last=False)
+            return hit
+        # One computation per key at a time: callers that missed the same expired entry together
+        # (a burst of requests when it passes max_age) wait for the first and take its result.
+        with self._compute_locks[hash(key) % COMPUTE_LOCKS]:
+            hit = self._cached(filter, period, index.version, now)
+            if hit is not None:
+                return hit
+            at = self.clock() if now is None else now
+            result = Result(
+                dashboard=dashboard(index, self._state(index, period, at), filter),
+                now=at,
+                data_version=index.version,
+                computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            )
+            with self._cache_lock:
+                self._cache[key] = (time.monotonic(), result)
+                self._cache.move_to_end(key)
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
         return result
+
+    def cached(self, filter: Filter, period: Period, version: int, now: int | None = None) -> Result | None:
+        """The cached result for (filter, period, now) if it is still servable at data version `version`.
+
+        Memory only (no SQLite, no computation): the caller vouches that `version` is the store's
+        current data version. A live result (`now` None) is servable while at most `max_age` old.
+        """
+        return self._cached(filter, period, version, now)
+
+    def _cached(self, filter: Filter, period: Period, version: int, now: int | None) -> Result | None:
+        with self._cache_lock:
+            hit = self._cache.get((filter, period, now))
+        if hit is None:
+            return None
+        born, result = hit
+        fresh = now is not None or time.monotonic() - born <= self.max_age
+        if not fresh or result.data_version != version:
+            return None
+        return Result(result.dashboard, result.now, result.data_version, result.computed_at, cached=True)
 
     def _state(self, index: TradeIndex, period: Period, now: int) -> PeriodState:
         """The traders' activity for (period, now): kept, moved forward by an import, or computed."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -258,3 +260,41 @@ def test_roi_ranges_are_exact_at_every_bound(pairs: list[tuple[int, int, int, in
         for p, c in zip(pnl.tolist(), capital.tolist(), strict=True)
     ]
     assert _roi_slots(pnl, capital).tolist() == expected
+
+
+def test_callers_that_miss_the_same_entry_together_share_one_computation(
+    demo_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cymetica_mcp import engine as engine_module
+
+    engine = Engine(demo_store, clock=lambda: NOW, max_age=3_600)
+    engine.index()
+    computed: list[Filter] = []
+    first_inside, release = threading.Event(), threading.Event()
+    real = engine_module.dashboard
+
+    def slow_dashboard(*args: Any) -> Any:
+        computed.append(args[2])
+        first_inside.set()
+        assert release.wait(30)  # hold the first computation until every caller has asked
+        return real(*args)
+
+    monkeypatch.setattr(engine_module, "dashboard", slow_dashboard)
+    results: list[Any] = []
+    asked = threading.Barrier(8)
+
+    def ask() -> None:
+        asked.wait(30)
+        results.append(engine.result(Filter.HUMANS, Period.D7))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    assert first_inside.wait(30)
+    release.set()
+    for thread in threads:
+        thread.join(30)
+    engine.close()
+    assert computed == [Filter.HUMANS]
+    assert len(results) == 8 and len({id(r.dashboard) for r in results}) == 1
+    assert sum(not r.cached for r in results) == 1

@@ -96,8 +96,8 @@ def create_app(
     door = Door(engine, authenticator, limiter, options)
     hub = Hub(door)
     routes: list[BaseRoute] = [
+        *rest_routes(door),  # first: the router tries each path in turn, and dashboards are the traffic
         *health_routes(engine.store),
-        *rest_routes(door),
         websocket_route(hub),
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None
@@ -120,6 +120,7 @@ def create_app(
                 finally:
                     await hub.close_all()
                     tasks.cancel_scope.cancel()
+                    door.close()
 
     public = urlsplit(options.public_url)
     trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")

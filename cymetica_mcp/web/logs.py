@@ -23,8 +23,18 @@ _WS_QUERY: Final = re.compile(r"(/ws/analytics\?)[^\s\"']*")
 def redact(text: str) -> str:
     """`text` with every `token=` / `access_token=` value replaced by `[redacted]`, and the whole query
     of a WebSocket URL that holds percent-encoding (where a name such as `%74oken=` would slip through)."""
+    if not _suspect(text):
+        return text
     text = _TOKEN.sub(rf"\g<1>{REDACTED}", text)
     return _WS_QUERY.sub(lambda m: m.group(1) + REDACTED if "%" in m.group(0) else m.group(0), text)
+
+
+def _suspect(text: str) -> bool:
+    """Whether either pattern could match: every log line passes here, nearly all without a token.
+
+    `_TOKEN` needs `token=` in some case (the only look-alike its case-insensitive match accepts, the
+    Kelvin sign for `k`, lower-cases to `k`), `_WS_QUERY` needs the WebSocket path itself."""
+    return "token=" in text.lower() or "/ws/analytics?" in text
 
 
 def _clean(value: object) -> object:
@@ -38,10 +48,12 @@ class TokenRedactor(logging.Filter):
         """Rewrite the record in place; never drop it."""
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(_clean(arg) for arg in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {key: _clean(arg) for key, arg in record.args.items()}
+        args = record.args
+        if isinstance(args, tuple):
+            if any(isinstance(arg, str) and _suspect(arg) for arg in args):
+                record.args = tuple(_clean(arg) for arg in args)
+        elif isinstance(args, dict):
+            record.args = {key: _clean(arg) for key, arg in args.items()}
         return True
 
 

@@ -66,9 +66,13 @@ class OriginGuard:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        host = headers.get("host", "")
-        origin = headers.get("origin")
+        host, origin = "", None
+        for name, value in scope["headers"]:  # the last of repeated headers counts
+            name = name.lower()
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
         if self.loopback_only and _hostname(host).lower() not in LOOPBACK_HOSTS:
             error = AnalyticsError(
                 "forbidden",

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import logging
 
+import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.requests import Request
 from uvicorn.logging import AccessFormatter, DefaultFormatter
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.web.logs import TokenRedactor, redact
+from cymetica_mcp.web.logs import _TOKEN, _WS_QUERY, REDACTED, TokenRedactor, redact
 from cymetica_mcp.web.messages import Ping, SetPreferences, close_reason, parse_client_message
-from cymetica_mcp.web.origin import origin_allowed
+from cymetica_mcp.web.origin import OriginGuard, origin_allowed
 from cymetica_mcp.web.ratelimit import RateLimited, RateLimiter
-from cymetica_mcp.web.rest import etag_of, matches
+from cymetica_mcp.web.rest import _choice, _queries, etag_of, matches
 
 
 class FakeClock:
@@ -66,6 +70,23 @@ def test_the_limiter_refuses_nonsense_settings() -> None:
 )
 def test_redact_replaces_token_values_only(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+def _redact_always(text: str) -> str:
+    """`redact` without its shortcut: both patterns on every text."""
+    text = _TOKEN.sub(rf"\g<1>{REDACTED}", text)
+    return _WS_QUERY.sub(lambda m: m.group(1) + REDACTED if "%" in m.group(0) else m.group(0), text)
+
+
+TRICKY = st.lists(
+    st.sampled_from([*"tokenTOKEN=_ac?&;%/ \"'#wsalyiTK\u212a\u0130\u017f", "/ws/analytics?", "token="]),
+    max_size=30,
+).map("".join)
+
+
+@given(st.one_of(TRICKY, st.text(max_size=60)))
+def test_the_shortcut_past_lines_without_a_token_changes_nothing(text: str) -> None:
+    assert redact(text) == _redact_always(text)
 
 
 def test_uvicorn_log_lines_show_no_token_after_the_filter() -> None:
@@ -139,3 +160,50 @@ def test_etags_match_strongly_and_weakly() -> None:
     assert matches(tag, tag) and matches(f"W/{tag}", tag) and matches("*", tag)
     assert matches(f'"x", {tag}', tag)
     assert not matches(None, tag) and not matches('"x"', tag)
+
+
+def _request(query: bytes) -> Request:
+    return Request({"type": "http", "method": "GET", "path": "/", "query_string": query, "headers": []})
+
+
+def test_query_choices_are_remembered_only_when_accepted() -> None:
+    assert _choice(_request(b"")) == (Filter.ALL, Period.H24)
+    assert _choice(_request(b"period=7d&filter=agents")) == (Filter.AGENTS, Period.D7)
+    assert _choice(_request(b"period=7d&filter=agents")) == (Filter.AGENTS, Period.D7)
+    for _ in range(2):  # refused every time, with the first bad parameter named
+        with pytest.raises(AnalyticsError) as both_bad:
+            _choice(_request(b"filter=bots&period=1y"))
+        assert both_bad.value.code == "invalid_filter"
+        with pytest.raises(AnalyticsError) as repeated:
+            _choice(_request(b"period=7d&period=7d"))
+        assert repeated.value.code == "invalid_period"
+    for n in range(600):  # many distinct query strings: the memory stays bounded
+        _choice(_request(f"filter=all&n={n}".encode()))
+    assert len(_queries) <= 256
+
+
+def test_the_origin_guard_reads_the_last_host_and_origin_header_in_any_case() -> None:
+    sent: list[dict[str, object]] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        sent.append({"type": "passed"})
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request"}
+
+    guard = OriginGuard(app, allowed_origins=(), loopback_only=True)  # type: ignore[arg-type]
+
+    def run(headers: list[tuple[bytes, bytes]]) -> object:
+        sent.clear()
+        scope = {"type": "http", "headers": headers}
+        anyio.run(guard, scope, receive, send)  # type: ignore[arg-type]
+        return sent[0].get("status", "passed")
+
+    assert run([(b"host", b"127.0.0.1:8000")]) == "passed"
+    assert run([(b"Host", b"evil.example"), (b"host", b"127.0.0.1:8000")]) == "passed"
+    assert run([(b"host", b"127.0.0.1:8000"), (b"HOST", b"evil.example")]) == 421
+    assert run([(b"host", b"127.0.0.1:8000"), (b"Origin", b"https://evil.example")]) == 403
+    assert run([(b"host", b"127.0.0.1:8000"), (b"origin", b"http://localhost:3000")]) == "passed"

@@ -158,7 +158,8 @@ async def test_reconnecting_starts_a_fresh_session(served: Served, api_key: str)
 
 
 class CountingEngine(Engine):
-    """An engine that records every dashboard it is asked for."""
+    """An engine that records every dashboard it is asked for: computed, or taken from its cache by a
+    door that knows the store has not changed."""
 
     def __init__(self, store: Store) -> None:
         fixed = open_engine(store, now=NOW)
@@ -169,6 +170,12 @@ class CountingEngine(Engine):
     def result(self, filter: Filter, period: Period, now: int | None = None) -> Result:
         self.calls.append((filter, period))
         return super().result(filter, period, now)
+
+    def cached(self, filter: Filter, period: Period, version: int, now: int | None = None) -> Result | None:
+        hit = super().cached(filter, period, version, now)
+        if hit is not None:
+            self.calls.append((filter, period))
+        return hit
 
 
 async def test_each_tick_computes_each_distinct_preference_once(demo_store: Store, api_key: str) -> None:

@@ -1,0 +1,131 @@
+"""Answering on the event loop when nothing changed: the store's commit stamp and a cache of verdicts.
+
+A request that the store can answer from memory (a credential accepted a moment ago, a cached
+dashboard) should not pay for two trips to worker threads. What makes that safe is `StoreWatch.stamp`:
+`PRAGMA data_version` on a connection of the watch's own, which never writes. SQLite changes that
+number whenever any other connection, in this process or another, has committed since the connection
+last looked; reading it costs a few microseconds (the WAL index in shared memory, no table read) and,
+with `busy_timeout` 0, never waits for a lock: when it cannot answer at once it answers None and the
+request takes the worker-thread path as before.
+
+- A verdict (credential -> principal) is trusted again only while the stamp is the one read before the
+  credential was checked: a key revoked by any process moves the stamp, so the next request on it is
+  checked against the store again and refused (CONTRACT.md section 7). A JWT is trusted only before its
+  `exp`, and every verdict at most `VERDICT_SECONDS`, so a key in use has its last use recorded.
+- The data version is known on the loop while the stamp is the one read before it was last learnt;
+  the engine's cache then says whether it holds a servable dashboard for that version (CONTRACT.md
+  section 8: no import committed since, at most max-age old).
+
+Both live on the event loop's thread only; nothing here takes a lock that a worker thread holds for
+longer than a dictionary operation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Final
+
+from cymetica_mcp.auth import LAST_USED_EVERY, Principal, Verdict
+from cymetica_mcp.store import Store
+
+VERDICT_SECONDS: Final = LAST_USED_EVERY
+"""Longest a verdict is trusted without a check against the store (which also records the key's last use)."""
+VERDICTS_KEPT: Final = 4_096
+"""Credentials remembered at once; past that the cache starts over."""
+
+
+class StoreWatch:
+    """The store's commit stamp, read on the event loop, and the data version last learnt with it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
+        self._known: tuple[int, int] | None = None
+
+    def stamp(self) -> int | None:
+        """`PRAGMA data_version` of the watch's connection: changes with every commit by any other
+        connection; None when SQLite cannot answer at once (the caller then asks the store itself)."""
+        try:
+            if self._cursor is None:
+                # timeout=0 is busy_timeout 0: SQLITE_BUSY at once instead of waiting for a lock
+                conn = sqlite3.connect(
+                    self.store.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA query_only = ON")
+                self._conn, self._cursor = conn, conn.cursor()
+            # fetching the one row steps the statement to its end: no read transaction stays open
+            return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error:
+            return None
+
+    def version(self, stamp: int | None) -> int | None:
+        """The store's data version, if it was learnt after `stamp` was read and `stamp` is current."""
+        known = self._known
+        if stamp is None or known is None or known[0] != stamp:
+            return None
+        return known[1]
+
+    def learn(self, stamp: int | None, version: int) -> None:
+        """Record `version`, read from the store after `stamp` was read (on any connection)."""
+        if stamp is not None and (self._known is None or stamp >= self._known[0]):
+            self._known = (stamp, version)
+
+    def close(self) -> None:
+        """Release the connection (the next `stamp` opens a new one)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = self._cursor = None
+
+
+class Verdicts:
+    """Credentials the authenticator accepted, trusted again while the store's stamp has not moved.
+
+    Keyed by the SHA-256 of the credential (the secrets themselves are not kept). Only acceptances are
+    remembered: a refused credential is checked against the store every time.
+    """
+
+    def __init__(
+        self,
+        *,
+        seconds: float = VERDICT_SECONDS,
+        kept: int = VERDICTS_KEPT,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.seconds = seconds
+        self.kept = kept
+        self.clock = clock
+        self.wall = wall
+        self._stamp: int | None = None
+        self._entries: dict[bytes, tuple[Verdict, float]] = {}
+
+    def get(self, credential: str | None, stamp: int | None) -> Principal | None:
+        """The principal of an accepted `credential`, if accepted under `stamp` and still in time."""
+        if stamp is None or stamp != self._stamp or not credential:
+            return None
+        digest = _digest(credential)
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        verdict, until = entry
+        if self.clock() >= until or (verdict.expires is not None and self.wall() >= verdict.expires):
+            del self._entries[digest]
+            return None
+        return verdict.principal
+
+    def put(self, credential: str, stamp: int | None, verdict: Verdict) -> None:
+        """Remember that `credential` was accepted by a check that began after `stamp` was read."""
+        if stamp is None or (self._stamp is not None and stamp < self._stamp):
+            return
+        if stamp != self._stamp or len(self._entries) >= self.kept:
+            self._entries.clear()
+            self._stamp = stamp
+        self._entries[_digest(credential)] = (verdict, self.clock() + self.seconds)
+
+
+def _digest(credential: str) -> bytes:
+    return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).digest()
