@@ -442,7 +442,7 @@ class _TradeSink:
         before = self.conn.total_changes
         self.conn.executemany(self.sql_many, prepared.statements)
         self.conn.executemany(self.SQL, prepared.rest)
-        self.users_named[prepared.users] = True
+        self._name(prepared.users)
         self._chunk(self.conn.total_changes - before, rows)
 
     def close(self) -> None:
@@ -451,20 +451,33 @@ class _TradeSink:
             self._flush()
         self.report.trades_present += self.seen - self.report.trades_inserted
         if self.report.trades_inserted and not self.errors.total and self.write:
+            # the foreign key trades.user_ref -> users.id, checked once for each user named
             named = np.flatnonzero(self.users_named).tolist()
-            (found,) = self.conn.execute(
-                "SELECT count(*) FROM users WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(named),),
-            ).fetchone()
-            if found != len(named):  # the foreign key trades.user_ref -> users.id, checked once
+            found = 0
+            for at in range(0, len(named), 500):
+                part = named[at : at + 500]
+                marks = ", ".join("?" * len(part))
+                found += self.conn.execute(
+                    f"SELECT count(*) FROM users WHERE id IN ({marks})", part
+                ).fetchone()[0]
+            if found != len(named):
                 raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
 
     def _flush(self) -> None:
         before = self.conn.total_changes
         self.conn.executemany(self.SQL, self.batch)
-        self.users_named[[row[1] for row in self.batch]] = True
+        self._name([row[1] for row in self.batch])
         self._chunk(self.conn.total_changes - before, None)
         self.batch.clear()
+
+    def _name(self, refs: list[int]) -> None:
+        """Remember the users that written trades name, for the check in `close`."""
+        top = max(refs, default=0)
+        if top >= len(self.users_named):
+            self.users_named = np.append(
+                self.users_named, np.zeros(top + 1 - len(self.users_named), np.bool_)
+            )
+        self.users_named[refs] = True
 
     def _chunk(self, inserted: int, rows: blocks.TradeBlock | None) -> None:
         """Pack the columns of the rows just inserted (not those already present) into a chunk."""

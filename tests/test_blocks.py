@@ -13,6 +13,7 @@ rows, and chunks that agree with the rows.
 from __future__ import annotations
 
 import csv
+import sqlite3
 import tempfile
 import threading
 from datetime import UTC, datetime
@@ -473,3 +474,21 @@ def test_a_failing_write_stops_the_parsing_thread(store: Store, tmp_path: Path) 
     assert threading.active_count() == threads
     with store.read() as conn:
         assert conn.execute("SELECT count(*) FROM trades").fetchone()[0] == 0
+
+
+def test_a_trade_naming_no_user_is_refused_by_the_foreign_key_check(store: Store, tmp_path: Path) -> None:
+    # SQLite's row-by-row check is off during imports; the import checks the users its trades name
+    (tmp_path / "u.csv").write_text(USERS + "alice,human,1,2026-01-01T00:00:00Z\n")
+    import_files(store, tmp_path / "u.csv")
+    path = tmp_path / "t.csv"
+    path.write_text(",".join(FIELDS) + "\n" + GOOD)
+    with (
+        mock.patch.object(
+            blocks.Users, "find", lambda self, data, starts, lengths: np.full(len(starts), 999)
+        ),
+        pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"),
+    ):
+        import_files(store, trades=path)
+    with store.read() as conn:
+        assert conn.execute("SELECT count(*) FROM trades").fetchone()[0] == 0
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # other connections keep them on
