@@ -7,19 +7,25 @@ transaction is rolled back, so the store is left exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import operator
+import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Final, Literal
 
+import numpy as np
+
+from cymetica_mcp import blocks
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store import Store, chunks
 
@@ -32,6 +38,11 @@ MAX_LISTED_ERRORS: Final = 100
 MAX_WHOLE_DIGITS: Final = 12
 """Amounts below 10^12 USDC: integer micro-USDC then fit 64-bit arithmetic with room for sums."""
 BATCH: Final = 10_000
+"""Trades read row by row are written this many at a time (each batch also becomes one chunk)."""
+BLOCK_BYTES: Final = 1 << 20
+"""The fast path reads about this much at a time (some 16,000 lines of a typical trades file)."""
+ROWS_PER_STATEMENT: Final = 256
+HEADER_BYTES: Final = 1 << 16
 MIN_TS: Final = 0  # 1970-01-01T00:00:00Z
 MAX_TS: Final = 2**33 - 1  # 2242-03-16: the engine packs (user, ts) into one 64-bit key
 _SCALE: Final = (1, 100_000, 10_000, 1_000, 100, 10, 1)
@@ -287,7 +298,10 @@ def import_files(
     started = time.perf_counter()
     report = ImportReport()
     errors = _Errors()
-    with store.write() as conn:
+    # Foreign keys are checked by the import itself: every trade's user is looked up in `ids`, read
+    # from `users` inside this transaction, and the users its trades name are checked against the
+    # table once at the end (`_TradeSink.close`), not by SQLite once a row.
+    with store.write(foreign_keys=False) as conn:
         version = store.data_version(conn) + 1
         ids: dict[str, int] = dict(conn.execute("SELECT user_id, id FROM users").fetchall())
         if users is not None:
@@ -349,44 +363,336 @@ def _import_trades(
     report: ImportReport,
     progress: Progress | None,
 ) -> None:
-    sql = "INSERT OR IGNORE INTO trades (trade_id, user_ref, ts, volume_micro, pnl_micro) VALUES (?, ?, ?, ?, ?)"
-    batch: list[tuple[str, int, int, int, int]] = []
-    seen = 0
-    last_id = int(conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
-
-    def flush() -> None:
-        nonlocal last_id
-        before = conn.total_changes
-        conn.executemany(sql, batch)
-        inserted = conn.total_changes - before
-        report.trades_inserted += inserted
-        newest = int(conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
-        if newest == last_id + inserted:  # the new rows hold ids last_id+1 .. newest, in order
-            went_in = (
-                [row[1:] for row in batch] if inserted == len(batch) else chunks.inserted_rows(conn, last_id)
-            )
-            chunks.append(conn, last_id + 1, went_in)
-        # otherwise no chunk: readers then take these rows from `trades` itself
-        last_id = newest
-        batch.clear()
-
+    columns = _plain_csv_header(path) if fmt == "csv" else None
+    if columns is not None:
+        listed, total = len(errors.listed), errors.total
+        rows, inserted, present = report.rows, report.trades_inserted, report.trades_present
+        try:
+            _import_trade_blocks(conn, path, columns, ids, errors, report, progress)
+            return
+        except _Unreadable:
+            # Bytes that are not UTF-8, or text the csv module cannot split: the file is refused
+            # either way, and where the whole-file reader notices depends on how it reads ahead,
+            # so it reads the file again to report exactly what it always has. Nothing more is
+            # written (what was is rolled back with the refusal).
+            del errors.listed[listed:]
+            errors.total = total
+            report.rows, report.trades_inserted, report.trades_present = rows, inserted, present
+            sink = _TradeSink(conn, path.name, ids, errors, report, write=False)
+    else:
+        sink = _TradeSink(conn, path.name, ids, errors, report)
     for line, row in _rows(path, fmt, TRADE_FIELDS, errors, progress):
-        report.rows += 1
+        sink.row(line, row)
+    sink.close()
+
+
+class _TradeSink:
+    """Validates trade rows and writes them in file order; counts and reports like every import."""
+
+    SQL: Final = "INSERT OR IGNORE INTO trades (trade_id, user_ref, ts, volume_micro, pnl_micro) VALUES (?, ?, ?, ?, ?)"
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        ids: dict[str, int],
+        errors: _Errors,
+        report: ImportReport,
+        write: bool = True,
+    ) -> None:
+        self.conn, self.name, self.ids, self.errors, self.report = conn, name, ids, errors, report
+        self.write = write
+        self.batch: list[tuple[str, int, int, int, int]] = []
+        self.seen = 0
+        self.last_id = self._newest()
+        self.users_named = np.zeros(max(ids.values(), default=0) + 1, dtype=np.bool_)
+        # whole blocks go in many rows a statement: far fewer steps than one statement a row
+        per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5))
+        self.per_statement = per
+        self.sql_many = self.SQL + ", (?, ?, ?, ?, ?)" * (per - 1)
+
+    def row(self, line: int, row: tuple[object, ...]) -> None:
+        """One row of the file (fields in TRADE_FIELDS order) at `line`: validated, then written."""
+        self.report.rows += 1
         try:
             trade_id, user_id, ts, volume, pnl = _parse_trade(row)
         except _Bad as bad:
-            errors.add(path.name, line, str(bad))
-            continue
-        ref = ids.get(user_id)
+            self.errors.add(self.name, line, str(bad))
+            return
+        ref = self.ids.get(user_id)
         if ref is None:
-            errors.add(path.name, line, f"unknown user_id {_short(user_id)}: import the user first")
-            continue
-        seen += 1
-        if errors.total:
-            continue
-        batch.append((trade_id, ref, ts, volume, pnl))
-        if len(batch) >= BATCH:
-            flush()
-    if batch and not errors.total:
-        flush()
-    report.trades_present += seen - report.trades_inserted
+            self.errors.add(self.name, line, f"unknown user_id {_short(user_id)}: import the user first")
+            return
+        self.seen += 1
+        if self.errors.total or not self.write:  # keep validating, stop writing: it will be rolled back
+            return
+        self.batch.append((trade_id, ref, ts, volume, pnl))
+        if len(self.batch) >= BATCH:
+            self._flush()
+
+    def block(self, prepared: _Prepared) -> None:
+        """Rows that `blocks.parse_trades` found valid, next in the file: written at once."""
+        rows = prepared.rows
+        self.report.rows += rows.lines
+        self.seen += rows.lines
+        if self.errors.total or not self.write:
+            return
+        if self.batch:
+            self._flush()
+        before = self.conn.total_changes
+        self.conn.executemany(self.sql_many, prepared.statements)
+        self.conn.executemany(self.SQL, prepared.rest)
+        self._name(prepared.users)
+        self._chunk(self.conn.total_changes - before, rows)
+
+    def close(self) -> None:
+        """The last rows written, their users checked; the report's counts completed."""
+        if self.batch and not self.errors.total and self.write:
+            self._flush()
+        self.report.trades_present += self.seen - self.report.trades_inserted
+        if self.report.trades_inserted and not self.errors.total and self.write:
+            # the foreign key trades.user_ref -> users.id, checked once for each user named
+            named = np.flatnonzero(self.users_named).tolist()
+            found = 0
+            for at in range(0, len(named), 500):
+                part = named[at : at + 500]
+                marks = ", ".join("?" * len(part))
+                found += self.conn.execute(
+                    f"SELECT count(*) FROM users WHERE id IN ({marks})", part
+                ).fetchone()[0]
+            if found != len(named):
+                raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
+
+    def _flush(self) -> None:
+        before = self.conn.total_changes
+        self.conn.executemany(self.SQL, self.batch)
+        self._name([row[1] for row in self.batch])
+        self._chunk(self.conn.total_changes - before, None)
+        self.batch.clear()
+
+    def _name(self, refs: list[int]) -> None:
+        """Remember the users that written trades name, for the check in `close`."""
+        top = max(refs, default=0)
+        if top >= len(self.users_named):
+            self.users_named = np.append(
+                self.users_named, np.zeros(top + 1 - len(self.users_named), np.bool_)
+            )
+        self.users_named[refs] = True
+
+    def _chunk(self, inserted: int, rows: blocks.TradeBlock | None) -> None:
+        """Pack the columns of the rows just inserted (not those already present) into a chunk."""
+        self.report.trades_inserted += inserted
+        newest = self._newest()
+        if newest == self.last_id + inserted:  # the new rows hold ids last_id+1 .. newest, in order
+            if rows is not None and inserted == rows.lines:
+                chunks.append_columns(
+                    self.conn, self.last_id + 1, rows.user_ref, rows.ts, rows.volume, rows.pnl
+                )
+            elif rows is None and inserted == len(self.batch):
+                chunks.append(self.conn, self.last_id + 1, [row[1:] for row in self.batch])
+            else:
+                chunks.append(self.conn, self.last_id + 1, chunks.inserted_rows(self.conn, self.last_id))
+        # otherwise no chunk: readers then take these rows from `trades` itself
+        self.last_id = newest
+
+    def _newest(self) -> int:
+        return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
+
+
+class _Unreadable(Exception):
+    """The file holds bytes that are not UTF-8 or text that the csv module refuses to split."""
+
+
+def _plain_csv_header(path: Path) -> tuple[int, ...] | None:
+    """Where each of TRADE_FIELDS stands, if the header is a plain line naming exactly them; else None.
+
+    Plain: one line ending in a newline, UTF-8 (a byte-order mark allowed), no quotes, no other
+    carriage return. Any other header, right or wrong, is read by the whole-file reader.
+    """
+    with path.open("rb") as raw:
+        first = raw.readline(HEADER_BYTES)
+    if not first.endswith(b"\n"):
+        return None
+    first = first[:-2] if first.endswith(b"\r\n") else first[:-1]
+    if b"\r" in first or b'"' in first:
+        return None
+    try:
+        header = first.decode("utf-8-sig").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(header) != len(TRADE_FIELDS) or set(header) != set(TRADE_FIELDS):
+        return None
+    return tuple(header.index(name) for name in TRADE_FIELDS)
+
+
+def _import_trade_blocks(
+    conn: sqlite3.Connection,
+    path: Path,
+    columns: tuple[int, ...],
+    ids: dict[str, int],
+    errors: _Errors,
+    report: ImportReport,
+    progress: Progress | None,
+) -> None:
+    """A CSV trades file with a plain header, a block of lines at a time.
+
+    A parsing thread cuts the file into blocks of whole lines and parses each with
+    `blocks.parse_trades` (numpy, mostly without the GIL) while this thread writes the one before
+    (SQLite steps without it too). A block the fast path does not take is read row by row, exactly
+    as the whole-file reader would: same csv module, same lines, same messages and line numbers;
+    should a quoted field run past the block's end, that reading goes on into the next blocks.
+    """
+    sink = _TradeSink(conn, path.name, ids, errors, report)
+    users = blocks.Users(ids)
+    total = path.stat().st_size
+    line = 1  # the header's
+    parsed = _prefetched(_parsed_blocks(path, columns, users, sink.per_statement), depth=2)
+    try:
+        for block, prepared, position in parsed:
+            if prepared is not None:
+                sink.block(prepared)
+                line += prepared.rows.lines
+            else:
+                line = _read_slowly(block, parsed, line, columns, sink)
+            if progress is not None:
+                progress(position, total)
+    finally:
+        parsed.close()
+    sink.close()
+    if progress is not None:
+        progress(total, total)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A block's rows, and the parameters of the statements that insert them (`per` rows each, then the rest)."""
+
+    rows: blocks.TradeBlock
+    statements: list[list[object]]
+    rest: list[list[object]]
+    users: list[int]  # the users its rows name
+
+    @classmethod
+    def of(cls, rows: blocks.TradeBlock, per: int) -> _Prepared:
+        flat: list[object] = [None] * (5 * rows.lines)
+        flat[0::5] = rows.trade_ids
+        for at, column in enumerate((rows.user_ref, rows.ts, rows.volume, rows.pnl), start=1):
+            flat[at::5] = column.tolist()
+        width = 5 * per
+        whole = len(flat) // width * width
+        return cls(
+            rows,
+            [flat[i : i + width] for i in range(0, whole, width)],
+            [flat[i : i + 5] for i in range(whole, len(flat), 5)],
+            np.flatnonzero(np.bincount(rows.user_ref)).tolist(),
+        )
+
+
+_Parsed = tuple[bytes, _Prepared | None, int]
+
+
+def _parsed_blocks(
+    path: Path, columns: tuple[int, ...], users: blocks.Users, per: int
+) -> Generator[_Parsed, None, None]:
+    """(block, its rows ready to insert if the fast path takes it, file position after it), after the header."""
+
+    def parse(block: bytes) -> _Prepared | None:
+        rows = blocks.parse_trades(block, columns, users)
+        return None if rows is None else _Prepared.of(rows, per)
+
+    with path.open("rb") as raw:
+        raw.readline(HEADER_BYTES)
+        pending = b""
+        while data := raw.read(BLOCK_BYTES):
+            cut = data.rfind(b"\n") + 1
+            if not cut:  # no line ends here yet
+                pending += data
+                continue
+            block, pending = pending + data[:cut], data[cut:]
+            yield block, parse(block), raw.tell() - len(pending)
+        if pending:
+            yield pending, parse(pending), raw.tell()
+
+
+def _read_slowly(
+    block: bytes, more: Iterator[_Parsed], line: int, columns: tuple[int, ...], sink: _TradeSink
+) -> int:
+    """Read a block row by row, as the whole-file reader does; return the number of its last line.
+
+    Lines are split as `TextIOWrapper(newline="")` splits them, and read by the same csv reader.
+    If a record is still open at the block's end (a quoted field holding a line break), the next
+    blocks are read the same way until a record ends with a block.
+    """
+    at_record_end = True
+
+    def lines() -> Iterator[str]:
+        nonlocal at_record_end
+        current: bytes | None = block
+        while current is not None:
+            try:
+                text = current.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Unreadable from None
+            for piece in io.StringIO(text, newline=""):
+                at_record_end = False
+                yield piece
+            if at_record_end:
+                return
+            current = next(more, (None, None, 0))[0]
+
+    pick = operator.itemgetter(*columns)
+    reader = csv.reader(lines())
+    done = 0
+    try:
+        for cells in reader:
+            at_record_end = True
+            start, done = line + done + 1, reader.line_num
+            if not cells:
+                continue
+            if len(cells) != len(columns):
+                sink.errors.add(sink.name, start, f"expected {len(columns)} fields, found {len(cells)}")
+                continue
+            sink.row(start, pick(cells))
+    except csv.Error:
+        raise _Unreadable from None
+    return line + reader.line_num
+
+
+def _prefetched(items: Generator[_Parsed, None, None], depth: int) -> Generator[_Parsed, None, None]:
+    """`items`, produced by a thread of their own up to `depth` ahead (closing this stops it)."""
+    handoff: queue.Queue[tuple[_Parsed | None, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[_Parsed | None, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        with contextlib.closing(items):
+            try:
+                for item in items:
+                    if not put((item, None)):
+                        return
+            except BaseException as exc:
+                put((None, exc))
+                return
+            put((None, None))
+
+    worker = threading.Thread(target=produce, name="import-parser", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, failure = handoff.get()
+            if failure is not None:
+                raise failure
+            if item is None:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join()

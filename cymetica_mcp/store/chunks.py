@@ -27,9 +27,20 @@ def append(conn: sqlite3.Connection, first_id: int, rows: Sequence[tuple[int, in
     if not rows:
         return
     table = np.array(rows, dtype=_WIRE).reshape(-1, 4)
+    append_columns(conn, first_id, table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+
+
+def append_columns(
+    conn: sqlite3.Connection, first_id: int, user: I64, ts: I64, volume: I64, pnl: I64
+) -> None:
+    """`append` for rows given as columns (equal lengths, at least one row)."""
     conn.execute(
         "INSERT INTO trade_chunks (first_id, last_id, user_ref, ts, volume, pnl) VALUES (?, ?, ?, ?, ?, ?)",
-        (first_id, first_id + len(rows) - 1, *(table[:, i].tobytes() for i in range(4))),
+        (
+            first_id,
+            first_id + len(ts) - 1,
+            *(np.ascontiguousarray(column, dtype=_WIRE).tobytes() for column in (user, ts, volume, pnl)),
+        ),
     )
 
 

@@ -69,10 +69,16 @@ class Store:
             conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A `BEGIN IMMEDIATE` transaction: committed on success, rolled back on any exception."""
+    def write(self, *, foreign_keys: bool = True) -> Iterator[sqlite3.Connection]:
+        """A `BEGIN IMMEDIATE` transaction: committed on success, rolled back on any exception.
+
+        `foreign_keys=False` leaves SQLite's row-by-row foreign key checks off for this transaction
+        only: for a caller that checks the references it writes itself (as imports do).
+        """
         conn = self.connect()
         try:
+            if not foreign_keys:
+                conn.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
