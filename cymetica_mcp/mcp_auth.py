@@ -82,12 +82,20 @@ class Credentials:
     async def principal(self) -> Principal:
         """The caller of the current request, or `unauthorized` with a message saying how to fix it."""
         token = get_access_token()
+        return await anyio.to_thread.run_sync(self.check, token)
+
+    def check(self, token: AccessToken | None) -> Principal:
+        """The caller holding `token` (the HTTP Bearer token; None: the stdio key), or `unauthorized`.
+
+        Synchronous (a SQLite read): call it on a worker thread. `get_access_token()` must be read on
+        the request's own task, so the caller passes its value in.
+        """
         if token is not None:
-            return await anyio.to_thread.run_sync(self.authenticator.authenticate, token.token)
+            return self.authenticator.authenticate(token.token)
         if self._api_key is None:
             raise AnalyticsError("unauthorized", NO_STDIO_KEY)
         try:
-            return await anyio.to_thread.run_sync(self.authenticator.authenticate, self._api_key)
+            return self.authenticator.authenticate(self._api_key)
         except AnalyticsError as exc:
             how = "" if HOW_TO_GET_A_KEY in exc.message else f" ({HOW_TO_GET_A_KEY})"
             raise AnalyticsError(

@@ -9,6 +9,7 @@ structured content and as the same JSON in a text block for clients without stru
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -24,6 +25,8 @@ from cymetica_mcp.windows import Window, iso, windows
 
 ARGUMENTS: Final = ("filter", "period", "as_of")
 MAX_AS_OF: Final = 64
+RESULT_ENTRIES: Final = 64
+"""Encoded success results kept (9 live pairs, each cached and not, plus historical `as_of` ones)."""
 
 
 class DashboardArguments(BaseModel):
@@ -195,6 +198,45 @@ def success_result(envelope: Success) -> CallToolResult:
     """A tool result carrying the success envelope as structured content and as JSON text."""
     body = envelope.model_dump(mode="json")
     return CallToolResult(content=[TextContent(type="text", text=to_json(body))], structured_content=body)
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One engine result as the tool sends it: the finished `CallToolResult` and its JSON text."""
+
+    dashboard: Dashboard
+    result: CallToolResult
+    text: str
+
+
+class SuccessResults:
+    """The success result of each recent engine result, built once and then served as is.
+
+    While the engine's cache holds a dashboard it returns the same `Dashboard` object with the same
+    instant, version and computation time (hits differ only in `cached`), so the envelope, its dump
+    and its JSON text are built once per (dashboard, cached) rather than on every call. Entries keep
+    their dashboard alive, so an `id` in the table always names the object it was built from. Used
+    from the event loop only (no lock); at most `size` entries, least recently used dropped first.
+    """
+
+    def __init__(self, size: int = RESULT_ENTRIES) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, int, int, str, bool], Encoded] = OrderedDict()
+
+    def get(self, result: Result) -> Encoded:
+        """The encoded success envelope of `result`, from the table or built now."""
+        key = (id(result.dashboard), result.now, result.data_version, result.computed_at, result.cached)
+        entry = self._entries.get(key)
+        if entry is not None and entry.dashboard is result.dashboard:
+            self._entries.move_to_end(key)
+            return entry
+        call_result = success_result(success(result))
+        text = call_result.content[0].text  # type: ignore[union-attr]
+        entry = Encoded(result.dashboard, call_result, text)
+        self._entries[key] = entry
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return entry
 
 
 def failure_result(error: AnalyticsError) -> CallToolResult:

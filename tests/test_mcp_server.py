@@ -21,10 +21,10 @@ from mcp.types import INVALID_PARAMS, CallToolResult, EmbeddedResource, Resource
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.ingest import import_files
-from cymetica_mcp.mcp_auth import SCOPE, AnalyticsTokenVerifier, http_auth_settings
+from cymetica_mcp.mcp_auth import SCOPE, AnalyticsTokenVerifier, Credentials, http_auth_settings
 from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
 from cymetica_mcp.mcp_resources import URI_TEMPLATE, dashboard_uri
-from cymetica_mcp.mcp_server import TOOL_NAME, UNAUTHORIZED_RPC_CODE, create_server
+from cymetica_mcp.mcp_server import TOOL_NAME, UNAUTHORIZED_RPC_CODE, Dashboards, create_server
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
 from cymetica_mcp.windows import iso, parse_instant, windows
@@ -151,6 +151,26 @@ async def test_as_of_answers_for_that_past_instant(server: MCPServer[Any], engin
     assert utc["data"] == engine.dashboard(Filter.ALL, Period.D7, then).to_wire()
     assert utc["meta"]["as_of"] == "2026-03-01T10:00:00Z"
     assert offset["data"] == utc["data"]
+
+
+async def test_a_cached_dashboard_is_encoded_once_and_an_import_is_served_at_once(
+    engine: Engine, authenticator: Authenticator, api_key: str, demo_store: Store, tmp_path: Path
+) -> None:
+    dashboards = Dashboards(engine, Credentials(authenticator, api_key))
+    first = await dashboards.call_tool({"filter": "agents"})
+    again, third = (
+        await dashboards.call_tool({"filter": "agents"}),
+        await dashboards.call_tool({"filter": "agents"}),
+    )
+    assert envelope(first)["meta"]["cached"] is False and envelope(again)["meta"]["cached"] is True
+    assert third is again  # the engine's same dashboard: the finished result is reused as is
+    assert (await dashboards.call_tool({"filter": "humans"})) is not again
+    await anyio.to_thread.run_sync(import_files, demo_store, *write_new_trade(tmp_path / "new"))
+    after = envelope(await dashboards.call_tool({"filter": "agents"}))
+    assert after["meta"]["data_version"] == envelope(again)["meta"]["data_version"] + 1
+    assert after["meta"]["cached"] is False
+    assert after["data"] == engine.dashboard(Filter.AGENTS, Period.H24, NOW).to_wire()
+    assert after["data"] != envelope(again)["data"]
 
 
 @pytest.mark.parametrize(
