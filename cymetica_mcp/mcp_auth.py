@@ -84,6 +84,10 @@ class Credentials:
         token = get_access_token()
         return await anyio.to_thread.run_sync(self.check, token)
 
+    def credential(self, token: AccessToken | None) -> str | None:
+        """What `check(token)` authenticates: the HTTP Bearer token, else the stdio key (None: none)."""
+        return token.token if token is not None else self._api_key
+
     def check(self, token: AccessToken | None) -> Principal:
         """The caller holding `token` (the HTTP Bearer token; None: the stdio key), or `unauthorized`.
 
