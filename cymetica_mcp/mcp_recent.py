@@ -121,16 +121,24 @@ class Recent:
         return replace(known.result, cached=True)
 
     def computed(self, query: Query, stamp: Stamp | None, result: Result, born: float) -> None:
-        """Remember a result the engine computed at `born` (its clock) for a call that read `stamp` first.
+        """Remember what the engine answered at `born` (its clock) for a call that read `stamp` first.
 
-        Only computations are remembered: when the engine answers from its own cache, when that entry
-        was born is the engine's to know.
+        A computation was born then. An answer from the engine's own cache is remembered only if it
+        is a dashboard seen computed before (the same object), whose birth is known; otherwise when
+        that entry was born is the engine's to know. So a commit that changes no data (a key's last
+        use, say) costs one trip to the engine, not a wait for the next computation.
         """
-        if stamp is None or result.cached:
+        if stamp is None:
             return
+        key = _key(query)
+        if result.cached:
+            known = self._results.get(key)
+            if known is None or known.result.dashboard is not result.dashboard:
+                return
+            born = known.born
         if len(self._results) >= KEPT:
             self._results.clear()
-        self._results[_key(query)] = _Computed(stamp, result, born)
+        self._results[key] = _Computed(stamp, result, born)
 
 
 def _key(query: Query) -> tuple[object, ...]:

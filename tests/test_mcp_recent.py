@@ -150,6 +150,11 @@ def test_remembered_answers_follow_the_stamp_the_age_and_the_kind_of_credential(
     hit = Result(result.dashboard, result.now, result.data_version, result.computed_at, cached=True)
     recent.computed(query(NOW - 60), stamp, hit, born=100.0)  # an engine cache hit: age unknown
     assert recent.result(query(NOW - 60), stamp) is None
+    now[0] = 100.5  # a commit that changed no data: the same dashboard again, born when it was computed
+    recent.computed(query(), moved, hit, born=100.4)
+    assert recent.result(query(), moved) is not None
+    now[0] = 101.2
+    assert recent.result(query(), moved) is None  # max age counts from the computation, not the hit
 
 
 def test_a_stamp_moves_with_every_commit_and_never_repeats_after_a_reopen(demo_store: Store) -> None:
