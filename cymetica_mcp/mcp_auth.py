@@ -3,8 +3,9 @@
 Over stdio the credential is the `CYMETICA_API_KEY` value the host put in the server's environment;
 over Streamable HTTP it is the `Authorization: Bearer` token, checked by the SDK's bearer middleware
 through `AnalyticsTokenVerifier` and handed to the call as `get_access_token()`. Either way the
-credential goes through `Authenticator.authenticate` on every call, so a key revoked by any process
-is refused on the next call. The credential itself is never logged.
+credential goes through `Authenticator.authenticate` on every call that follows a commit to the
+store by anyone (and at least once a minute; see `mcp_recent`), so a key revoked by any process is
+refused on the next call. The credential itself is never logged.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 credential is the `CYMETICA_API_KEY` value; mounted over Streamable HTTP (pass `auth=`, e.g.
 `http_auth_settings(url)`) it is the `Authorization: Bearer` token. Every call is authenticated, its
 arguments validated by our own code (so every refusal is the contract's envelope), and the dashboard
-computed by the engine on a worker thread. Logs go to the `cymetica_mcp` loggers, never to stdout.
+computed by the engine on a worker thread, or, when nothing was committed to the store since the key
+was accepted and the dashboard computed, answered on the event loop from memory (`mcp_recent`).
+Logs go to the `cymetica_mcp` loggers, never to stdout.
 """
 
 from __future__ import annotations
