@@ -25,7 +25,7 @@ import hashlib
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from cymetica_mcp.auth import KEY_PREFIX, LAST_USED_EVERY, Principal
@@ -118,7 +118,8 @@ class Recent:
             return None
         if query.as_of is None and self.clock() - known.born > self.max_age:
             return None
-        return replace(known.result, cached=True)
+        cached = known.result
+        return Result(cached.dashboard, cached.now, cached.data_version, cached.computed_at, cached=True)
 
     def computed(self, query: Query, stamp: Stamp | None, result: Result, born: float) -> None:
         """Remember what the engine answered at `born` (its clock) for a call that read `stamp` first.
