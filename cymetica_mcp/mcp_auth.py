@@ -3,8 +3,9 @@
 Over stdio the credential is the `CYMETICA_API_KEY` value the host put in the server's environment;
 over Streamable HTTP it is the `Authorization: Bearer` token, checked by the SDK's bearer middleware
 through `AnalyticsTokenVerifier` and handed to the call as `get_access_token()`. Either way the
-credential goes through `Authenticator.authenticate` on every call, so a key revoked by any process
-is refused on the next call. The credential itself is never logged.
+credential goes through `Authenticator.authenticate` on every call that follows a commit to the
+store by anyone (and at least once a minute; see `mcp_recent`), so a key revoked by any process is
+refused on the next call. The credential itself is never logged.
 """
 
 from __future__ import annotations
@@ -82,12 +83,24 @@ class Credentials:
     async def principal(self) -> Principal:
         """The caller of the current request, or `unauthorized` with a message saying how to fix it."""
         token = get_access_token()
+        return await anyio.to_thread.run_sync(self.check, token)
+
+    def credential(self, token: AccessToken | None) -> str | None:
+        """What `check(token)` authenticates: the HTTP Bearer token, else the stdio key (None: none)."""
+        return token.token if token is not None else self._api_key
+
+    def check(self, token: AccessToken | None) -> Principal:
+        """The caller holding `token` (the HTTP Bearer token; None: the stdio key), or `unauthorized`.
+
+        Synchronous (a SQLite read): call it on a worker thread. `get_access_token()` must be read on
+        the request's own task, so the caller passes its value in.
+        """
         if token is not None:
-            return await anyio.to_thread.run_sync(self.authenticator.authenticate, token.token)
+            return self.authenticator.authenticate(token.token)
         if self._api_key is None:
             raise AnalyticsError("unauthorized", NO_STDIO_KEY)
         try:
-            return await anyio.to_thread.run_sync(self.authenticator.authenticate, self._api_key)
+            return self.authenticator.authenticate(self._api_key)
         except AnalyticsError as exc:
             how = "" if HOW_TO_GET_A_KEY in exc.message else f" ({HOW_TO_GET_A_KEY})"
             raise AnalyticsError(

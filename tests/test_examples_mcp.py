@@ -175,7 +175,7 @@ def test_the_documented_example_is_a_real_result_and_every_error_code_is_documen
     assert example["description"] == dashboard.describe()
     assert example["meta"]["as_of"] == dashboard.metrics.timestamp
     assert len(dashboard.volume_over_time) == len(dashboard.user_activity) == example["meta"]["buckets"]
-    codes = OUTPUT_SCHEMA["$defs"]["ErrorBody"]["properties"]["code"]["description"]
+    codes = OUTPUT_SCHEMA["anyOf"][1]["properties"]["error"]["properties"]["code"]["description"]
     for code in (
         "invalid_filter",
         "invalid_period",

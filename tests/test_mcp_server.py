@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,18 @@ from mcp.types import INVALID_PARAMS, CallToolResult, EmbeddedResource, Resource
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.ingest import import_files
-from cymetica_mcp.mcp_auth import SCOPE, AnalyticsTokenVerifier, http_auth_settings
-from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
+from cymetica_mcp.mcp_auth import SCOPE, AnalyticsTokenVerifier, Credentials, http_auth_settings
+from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA, Failure, Meta, Success, success
 from cymetica_mcp.mcp_resources import URI_TEMPLATE, dashboard_uri
-from cymetica_mcp.mcp_server import TOOL_NAME, UNAUTHORIZED_RPC_CODE, create_server
-from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.mcp_server import TOOL_NAME, UNAUTHORIZED_RPC_CODE, Dashboards, create_server
+from cymetica_mcp.models import (
+    ActivityPoint,
+    Filter,
+    MetricCard,
+    Period,
+    ProfitabilityBucket,
+    VolumePoint,
+)
 from cymetica_mcp.store import Store
 from cymetica_mcp.windows import iso, parse_instant, windows
 from tests.conftest import NOW
@@ -62,12 +70,18 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 def envelope(result: CallToolResult) -> dict[str, Any]:
-    """The structured envelope, checked to be exactly the JSON text block too and to match the
-    published output schema (strict clients such as the TypeScript SDK check errors' content too)."""
+    """The structured envelope, checked to be exactly the JSON text block too, to match the
+    published output schema (strict clients such as the TypeScript SDK check errors' content too)
+    and to be exactly the models' shape down to every series point (which the schema describes
+    in words only)."""
     assert result.structured_content is not None
     assert [block.type for block in result.content] == ["text"]
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
     jsonschema.validate(result.structured_content, OUTPUT_SCHEMA)
+    model = Failure if result.is_error else Success
+    assert (
+        model.model_validate(result.structured_content).model_dump(mode="json") == result.structured_content
+    )
     return dict(result.structured_content)
 
 
@@ -99,9 +113,52 @@ async def test_tools_list_publishes_enums_defaults_annotations_and_output_schema
     assert tool.annotations.idempotent_hint is True
     assert tool.annotations.open_world_hint is False
     assert tool.output_schema == OUTPUT_SCHEMA and tool.output_schema["type"] == "object"
-    success, failure = (tool.output_schema["$defs"][name] for name in ("Success", "Failure"))
-    assert set(success["required"]) == {"data", "description", "meta"}
-    assert set(failure["required"]) == {"error"}
+    success, failure = tool.output_schema["anyOf"]
+    assert set(success["required"]) == {"success", "data", "description", "meta"}
+    assert set(failure["required"]) == {"success", "error"}
+    assert "$ref" not in json.dumps(tool.output_schema) and "$defs" not in tool.output_schema
+
+
+def test_the_output_schema_checks_every_objects_keys_and_names_every_field(engine: Engine) -> None:
+    good = success(engine.result(Filter.AGENTS, Period.D7, NOW)).model_dump(mode="json")
+    jsonschema.validate(good, OUTPUT_SCHEMA)
+    jsonschema.validate({"success": False, "error": {"code": "internal", "message": "m"}}, OUTPUT_SCHEMA)
+    card = ("data", "metrics", "avg_roi")
+    bad: list[tuple[tuple[str, ...], str, object]] = [
+        ((), "meta", None),  # a missing key
+        ((), "extra", 1),  # an unknown key
+        ((), "success", False),  # a success that says it failed
+        (card, "suffix", None),  # a card without its unit
+        (card, "unit", "%"),  # a card with a key it does not have
+        (("meta",), "cached", None),
+        (("data", "metrics"), "filter", "bots"),  # outside the enum
+        (("data",), "volume_over_time", good["data"]["volume_over_time"][:3]),  # too few points
+        (("data",), "profitability_distribution", {}),  # not a list
+    ]
+    for path, key, value in bad:
+        broken = copy.deepcopy(good)
+        target = broken
+        for part in path:
+            target = target[part]
+        if value is None:
+            del target[key]
+        else:
+            target[key] = value
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, OUTPUT_SCHEMA)
+    # What the schema leaves to words, the words name: every field of every card, point and meta.
+    success_schema = OUTPUT_SCHEMA["anyOf"][0]["properties"]
+    data = success_schema["data"]["properties"]
+    described = [
+        (data["metrics"]["description"], MetricCard),
+        (success_schema["meta"]["description"], Meta),
+        (data["volume_over_time"]["description"], VolumePoint),
+        (data["user_activity"]["description"], ActivityPoint),
+        (data["profitability_distribution"]["description"], ProfitabilityBucket),
+    ]
+    for words, model in described:
+        assert all(f"{name}: " in words for name in model.model_fields), (model, words)
+    assert "$ref" not in json.dumps(OUTPUT_SCHEMA) and len(json.dumps(OUTPUT_SCHEMA)) < 8_000
 
 
 @pytest.mark.parametrize(("filter", "period"), COMBINATIONS)
@@ -151,6 +208,26 @@ async def test_as_of_answers_for_that_past_instant(server: MCPServer[Any], engin
     assert utc["data"] == engine.dashboard(Filter.ALL, Period.D7, then).to_wire()
     assert utc["meta"]["as_of"] == "2026-03-01T10:00:00Z"
     assert offset["data"] == utc["data"]
+
+
+async def test_a_cached_dashboard_is_encoded_once_and_an_import_is_served_at_once(
+    engine: Engine, authenticator: Authenticator, api_key: str, demo_store: Store, tmp_path: Path
+) -> None:
+    dashboards = Dashboards(engine, Credentials(authenticator, api_key))
+    first = await dashboards.call_tool({"filter": "agents"})
+    again, third = (
+        await dashboards.call_tool({"filter": "agents"}),
+        await dashboards.call_tool({"filter": "agents"}),
+    )
+    assert envelope(first)["meta"]["cached"] is False and envelope(again)["meta"]["cached"] is True
+    assert third is again  # the engine's same dashboard: the finished result is reused as is
+    assert (await dashboards.call_tool({"filter": "humans"})) is not again
+    await anyio.to_thread.run_sync(import_files, demo_store, *write_new_trade(tmp_path / "new"))
+    after = envelope(await dashboards.call_tool({"filter": "agents"}))
+    assert after["meta"]["data_version"] == envelope(again)["meta"]["data_version"] + 1
+    assert after["meta"]["cached"] is False
+    assert after["data"] == engine.dashboard(Filter.AGENTS, Period.H24, NOW).to_wire()
+    assert after["data"] != envelope(again)["data"]
 
 
 @pytest.mark.parametrize(

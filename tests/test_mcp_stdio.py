@@ -23,7 +23,7 @@ from mcp.types import CallToolResult, EmbeddedResource, ResourceUpdatedNotificat
 
 from cymetica_mcp.auth import KeyRing
 from cymetica_mcp.cli import main
-from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA
+from cymetica_mcp.mcp_envelope import OUTPUT_SCHEMA, Failure, Success
 from cymetica_mcp.mcp_resources import dashboard_uri
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
@@ -88,6 +88,7 @@ def envelope(result: CallToolResult) -> dict[str, Any]:
     assert result.structured_content is not None
     assert json.loads(result.content[0].text) == result.structured_content  # type: ignore[union-attr]
     jsonschema.validate(result.structured_content, OUTPUT_SCHEMA)
+    (Failure if result.is_error else Success).model_validate(result.structured_content)
     return dict(result.structured_content)
 
 

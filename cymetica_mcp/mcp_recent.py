@@ -1,0 +1,150 @@
+"""Answering a repeated tool call on the event loop while the store has not changed since.
+
+A cached dashboard's call is mostly overhead: a worker-thread hop, and two SQLite read transactions
+(the key's row, the store's data version), each a few lock syscalls on the WAL index. What makes it
+safe to skip them is `StoreStamp`: `PRAGMA data_version` on a read-only connection of our own, which
+SQLite moves whenever any other connection, in this process or another, commits. It never writes and,
+with `busy_timeout` 0, never waits: when it cannot answer at once the call takes the worker-thread
+path, as every call did before.
+
+- An accepted API key is trusted again only under the stamp read before it was checked, and at most
+  `VERDICT_SECONDS` (so its last use is still recorded): a key revoked by any process moves the stamp,
+  so the next call checks it against the store again and refuses it (CONTRACT.md section 7). JWTs are
+  always checked (their expiry is the authenticator's business).
+- A dashboard the engine computed is served again under the stamp read before it was asked for, and
+  for a live one at most the engine's `max_age` after it was computed: no import committed since, at
+  most max-age old (CONTRACT.md section 8), the engine's own rule.
+
+Everything here lives on the event loop's thread (no locks); stamps from a reopened connection never
+match older ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+from cymetica_mcp.auth import KEY_PREFIX, LAST_USED_EVERY, Principal
+from cymetica_mcp.engine import Result
+from cymetica_mcp.mcp_envelope import Query
+from cymetica_mcp.store import Store
+
+VERDICT_SECONDS: Final = LAST_USED_EVERY
+"""Longest an accepted key is trusted without a check against the store (which records its last use)."""
+KEPT: Final = 256
+"""Keys and dashboards remembered at once; past that the memory starts over."""
+
+Stamp = tuple[int, int]
+"""(which connection, its `PRAGMA data_version`): equal only while no other connection committed."""
+
+
+class StoreStamp:
+    """The store's commit stamp, read on the event loop without ever waiting."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._conn: sqlite3.Connection | None = None
+        self._opened = 0
+
+    def read(self) -> Stamp | None:
+        """The current stamp, or None when SQLite cannot answer at once (then ask the store itself)."""
+        try:
+            if self._conn is None:
+                # timeout=0 is busy_timeout 0: SQLITE_BUSY at once instead of waiting for a lock
+                conn = sqlite3.connect(
+                    self.store.path, timeout=0, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    conn.execute("PRAGMA query_only = ON")
+                except sqlite3.Error:
+                    conn.close()  # a refused open must not leak its descriptor
+                    raise
+                self._conn = conn
+                self._opened += 1
+            return (self._opened, int(self._conn.execute("PRAGMA data_version").fetchone()[0]))
+        except sqlite3.Error:
+            return None
+
+    def close(self) -> None:
+        """Release the connection (the next `read` opens a new one, whose stamps match no older one)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Computed:
+    stamp: Stamp
+    result: Result
+    born: float
+
+
+class Recent:
+    """Keys accepted and dashboards computed under a stamp, answered again while it has not moved."""
+
+    def __init__(self, max_age: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self.clock = clock
+        self._verdicts: dict[bytes, tuple[Stamp, Principal, float]] = {}
+        self._results: dict[tuple[object, ...], _Computed] = {}
+
+    def principal(self, credential: str, stamp: Stamp | None) -> Principal | None:
+        """The principal of an API key accepted under `stamp`, within `VERDICT_SECONDS`; else None."""
+        if stamp is None:
+            return None
+        known = self._verdicts.get(_digest(credential))
+        if known is None or known[0] != stamp or self.clock() >= known[2]:
+            return None
+        return known[1]
+
+    def accept(self, credential: str, stamp: Stamp | None, principal: Principal) -> None:
+        """Remember an API key the store accepted by a check that began after `stamp` was read."""
+        if stamp is None or not credential.startswith(KEY_PREFIX):
+            return
+        if len(self._verdicts) >= KEPT:
+            self._verdicts.clear()
+        self._verdicts[_digest(credential)] = (stamp, principal, self.clock() + VERDICT_SECONDS)
+
+    def result(self, query: Query, stamp: Stamp | None) -> Result | None:
+        """The dashboard computed for `query` under `stamp`, if still servable (as a cached result)."""
+        if stamp is None:
+            return None
+        known = self._results.get(_key(query))
+        if known is None or known.stamp != stamp:
+            return None
+        if query.as_of is None and self.clock() - known.born > self.max_age:
+            return None
+        cached = known.result
+        return Result(cached.dashboard, cached.now, cached.data_version, cached.computed_at, cached=True)
+
+    def computed(self, query: Query, stamp: Stamp | None, result: Result, born: float) -> None:
+        """Remember what the engine answered at `born` (its clock) for a call that read `stamp` first.
+
+        A computation was born then. An answer from the engine's own cache is remembered only if it
+        is a dashboard seen computed before (the same object), whose birth is known; otherwise when
+        that entry was born is the engine's to know. So a commit that changes no data (a key's last
+        use, say) costs one trip to the engine, not a wait for the next computation.
+        """
+        if stamp is None:
+            return
+        key = _key(query)
+        if result.cached:
+            known = self._results.get(key)
+            if known is None or known.result.dashboard is not result.dashboard:
+                return
+            born = known.born
+        if len(self._results) >= KEPT:
+            self._results.clear()
+        self._results[key] = _Computed(stamp, result, born)
+
+
+def _key(query: Query) -> tuple[object, ...]:
+    return (query.filter, query.period, query.as_of)
+
+
+def _digest(credential: str) -> bytes:
+    return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).digest()
