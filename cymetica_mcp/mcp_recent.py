@@ -2,7 +2,7 @@
 
 A cached dashboard's call is mostly overhead: a worker-thread hop, and two SQLite read transactions
 (the key's row, the store's data version), each a few lock syscalls on the WAL index. What makes it
-safe to skip them is `StoreStamp`: `PRAGMA data_version` on a read-only connection of our own, which
+safe to skip them is `StoreStamp` (`store/stamp.py`, shared with the web door): `PRAGMA data_version` on a read-only connection of our own, which
 SQLite moves whenever any other connection, in this process or another, commits. It never writes and,
 with `busy_timeout` 0, never waits: when it cannot answer at once the call takes the worker-thread
 path, as every call did before.
@@ -22,7 +22,6 @@ match older ones.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,49 +30,12 @@ from typing import Final
 from cymetica_mcp.auth import KEY_PREFIX, LAST_USED_EVERY, Principal
 from cymetica_mcp.engine import Result
 from cymetica_mcp.mcp_envelope import Query
-from cymetica_mcp.store import Store
+from cymetica_mcp.store.stamp import Stamp
 
 VERDICT_SECONDS: Final = LAST_USED_EVERY
 """Longest an accepted key is trusted without a check against the store (which records its last use)."""
 KEPT: Final = 256
 """Keys and dashboards remembered at once; past that the memory starts over."""
-
-Stamp = tuple[int, int]
-"""(which connection, its `PRAGMA data_version`): equal only while no other connection committed."""
-
-
-class StoreStamp:
-    """The store's commit stamp, read on the event loop without ever waiting."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._conn: sqlite3.Connection | None = None
-        self._opened = 0
-
-    def read(self) -> Stamp | None:
-        """The current stamp, or None when SQLite cannot answer at once (then ask the store itself)."""
-        try:
-            if self._conn is None:
-                # timeout=0 is busy_timeout 0: SQLITE_BUSY at once instead of waiting for a lock
-                conn = sqlite3.connect(
-                    self.store.path, timeout=0, isolation_level=None, check_same_thread=False
-                )
-                try:
-                    conn.execute("PRAGMA query_only = ON")
-                except sqlite3.Error:
-                    conn.close()  # a refused open must not leak its descriptor
-                    raise
-                self._conn = conn
-                self._opened += 1
-            return (self._opened, int(self._conn.execute("PRAGMA data_version").fetchone()[0]))
-        except sqlite3.Error:
-            return None
-
-    def close(self) -> None:
-        """Release the connection (the next `read` opens a new one, whose stamps match no older one)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ from cymetica_mcp.mcp_envelope import (
     failure_result,
     parse_arguments,
 )
-from cymetica_mcp.mcp_recent import Recent, StoreStamp
+from cymetica_mcp.mcp_recent import Recent
 from cymetica_mcp.mcp_resources import (
     POLL_SECONDS,
     URI_TEMPLATE,
@@ -62,6 +62,7 @@ from cymetica_mcp.mcp_resources import (
     dashboard_uri,
 )
 from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.store.stamp import StoreStamp
 from cymetica_mcp.windows import iso
 
 log = logging.getLogger(__name__)

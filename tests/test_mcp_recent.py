@@ -15,10 +15,11 @@ from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.mcp_auth import Credentials
 from cymetica_mcp.mcp_envelope import Query
-from cymetica_mcp.mcp_recent import Recent, StoreStamp
+from cymetica_mcp.mcp_recent import Recent
 from cymetica_mcp.mcp_server import Dashboards
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
+from cymetica_mcp.store.stamp import StoreStamp
 from tests.conftest import NOW
 from tests.test_mcp_server import envelope, write_new_trade
 

@@ -16,6 +16,7 @@ from cymetica_mcp.auth import Authenticator, Principal
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.store.stamp import Stamp
 from cymetica_mcp.web.options import WebOptions
 from cymetica_mcp.web.ratelimit import RateLimiter
 from cymetica_mcp.web.watch import StoreWatch, Verdicts
@@ -59,11 +60,11 @@ class Door:
         """Release the watch's connection (on the event loop's thread, where it is used)."""
         self.watch.close()
 
-    def remembered(self, credential: str | None, stamp: int | None) -> Principal | None:
+    def remembered(self, credential: str | None, stamp: Stamp | None) -> Principal | None:
         """The caller behind `credential` if it was accepted under `stamp` (memory only, never blocks)."""
         return self.verdicts.get(credential, stamp)
 
-    def cached(self, filter: Filter, period: Period, stamp: int | None) -> Result | None:
+    def cached(self, filter: Filter, period: Period, stamp: Stamp | None) -> Result | None:
         """The live dashboard if the engine holds a servable one for the data version known under
         `stamp` (memory only, never blocks)."""
         version = self.watch.version(stamp)

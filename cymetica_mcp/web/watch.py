@@ -23,13 +23,13 @@ longer than a dictionary operation.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Final
 
 from cymetica_mcp.auth import LAST_USED_EVERY, Principal, Verdict
 from cymetica_mcp.store import Store
+from cymetica_mcp.store.stamp import Stamp, StoreStamp
 
 VERDICT_SECONDS: Final = LAST_USED_EVERY
 """Longest a verdict is trusted without a check against the store (which also records the key's last use)."""
@@ -42,43 +42,28 @@ class StoreWatch:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._conn: sqlite3.Connection | None = None
-        self._cursor: sqlite3.Cursor | None = None
-        self._known: tuple[int, int] | None = None
+        self._stamps = StoreStamp(store)
+        self._known: tuple[Stamp, int] | None = None
 
-    def stamp(self) -> int | None:
-        """`PRAGMA data_version` of the watch's connection: changes with every commit by any other
-        connection; None when SQLite cannot answer at once (the caller then asks the store itself)."""
-        try:
-            if self._cursor is None:
-                # timeout=0 is busy_timeout 0: SQLITE_BUSY at once instead of waiting for a lock
-                conn = sqlite3.connect(
-                    self.store.path, timeout=0, isolation_level=None, check_same_thread=False
-                )
-                conn.execute("PRAGMA query_only = ON")
-                self._conn, self._cursor = conn, conn.cursor()
-            # fetching the one row steps the statement to its end: no read transaction stays open
-            return int(self._cursor.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.Error:
-            return None
+    def stamp(self) -> Stamp | None:
+        """The store's commit stamp (see `store.stamp`); None when SQLite cannot answer at once."""
+        return self._stamps.read()
 
-    def version(self, stamp: int | None) -> int | None:
+    def version(self, stamp: Stamp | None) -> int | None:
         """The store's data version, if it was learnt after `stamp` was read and `stamp` is current."""
         known = self._known
         if stamp is None or known is None or known[0] != stamp:
             return None
         return known[1]
 
-    def learn(self, stamp: int | None, version: int) -> None:
+    def learn(self, stamp: Stamp | None, version: int) -> None:
         """Record `version`, read from the store after `stamp` was read (on any connection)."""
         if stamp is not None and (self._known is None or stamp >= self._known[0]):
             self._known = (stamp, version)
 
     def close(self) -> None:
         """Release the connection (the next `stamp` opens a new one)."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = self._cursor = None
+        self._stamps.close()
 
 
 class Verdicts:
@@ -100,10 +85,10 @@ class Verdicts:
         self.kept = kept
         self.clock = clock
         self.wall = wall
-        self._stamp: int | None = None
+        self._stamp: Stamp | None = None
         self._entries: dict[bytes, tuple[Verdict, float]] = {}
 
-    def get(self, credential: str | None, stamp: int | None) -> Principal | None:
+    def get(self, credential: str | None, stamp: Stamp | None) -> Principal | None:
         """The principal of an accepted `credential`, if accepted under `stamp` and still in time."""
         if stamp is None or stamp != self._stamp or not credential:
             return None
@@ -117,7 +102,7 @@ class Verdicts:
             return None
         return verdict.principal
 
-    def put(self, credential: str, stamp: int | None, verdict: Verdict) -> None:
+    def put(self, credential: str, stamp: Stamp | None, verdict: Verdict) -> None:
         """Remember that `credential` was accepted by a check that began after `stamp` was read."""
         if stamp is None or (self._stamp is not None and stamp < self._stamp):
             return
