@@ -2,10 +2,10 @@
 
 A cached dashboard's call is mostly overhead: a worker-thread hop, and two SQLite read transactions
 (the key's row, the store's data version), each a few lock syscalls on the WAL index. What makes it
-safe to skip them is `StoreStamp` (`store/stamp.py`, shared with the web door): `PRAGMA data_version` on a read-only connection of our own, which
-SQLite moves whenever any other connection, in this process or another, commits. It never writes and,
-with `busy_timeout` 0, never waits: when it cannot answer at once the call takes the worker-thread
-path, as every call did before.
+safe to skip them is `StoreStamp` (`store/stamp.py`, shared with the web door): `PRAGMA data_version`
+on a read-only connection of our own, which SQLite moves whenever any other connection, in this
+process or another, commits. It never writes and, with `busy_timeout` 0, never waits: when it cannot
+answer at once the call takes the worker-thread path, as every call did before.
 
 - An accepted API key is trusted again only under the stamp read before it was checked, and at most
   `VERDICT_SECONDS` (so its last use is still recorded): a key revoked by any process moves the stamp,
