@@ -21,19 +21,17 @@ match older ones.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from cymetica_mcp.auth import KEY_PREFIX, LAST_USED_EVERY, Principal
+from cymetica_mcp.auth import KEY_PREFIX, Principal, Verdict
 from cymetica_mcp.engine import Result
 from cymetica_mcp.mcp_envelope import Query
 from cymetica_mcp.store.stamp import Stamp
+from cymetica_mcp.verdicts import Verdicts
 
-VERDICT_SECONDS: Final = LAST_USED_EVERY
-"""Longest an accepted key is trusted without a check against the store (which records its last use)."""
 KEPT: Final = 256
 """Keys and dashboards remembered at once; past that the memory starts over."""
 
@@ -51,25 +49,17 @@ class Recent:
     def __init__(self, max_age: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_age = max_age
         self.clock = clock
-        self._verdicts: dict[bytes, tuple[Stamp, Principal, float]] = {}
+        self._verdicts = Verdicts(kept=KEPT, clock=clock)
         self._results: dict[tuple[object, ...], _Computed] = {}
 
     def principal(self, credential: str, stamp: Stamp | None) -> Principal | None:
         """The principal of an API key accepted under `stamp`, within `VERDICT_SECONDS`; else None."""
-        if stamp is None:
-            return None
-        known = self._verdicts.get(_digest(credential))
-        if known is None or known[0] != stamp or self.clock() >= known[2]:
-            return None
-        return known[1]
+        return self._verdicts.get(credential, stamp)
 
     def accept(self, credential: str, stamp: Stamp | None, principal: Principal) -> None:
         """Remember an API key the store accepted by a check that began after `stamp` was read."""
-        if stamp is None or not credential.startswith(KEY_PREFIX):
-            return
-        if len(self._verdicts) >= KEPT:
-            self._verdicts.clear()
-        self._verdicts[_digest(credential)] = (stamp, principal, self.clock() + VERDICT_SECONDS)
+        if credential.startswith(KEY_PREFIX):  # JWTs are always checked: their expiry is the authenticator's
+            self._verdicts.put(credential, stamp, Verdict(principal, None))
 
     def result(self, query: Query, stamp: Stamp | None) -> Result | None:
         """The dashboard computed for `query` under `stamp`, if still servable (as a cached result)."""
@@ -106,7 +96,3 @@ class Recent:
 
 def _key(query: Query) -> tuple[object, ...]:
     return (query.filter, query.period, query.as_of)
-
-
-def _digest(credential: str) -> bytes:
-    return hashlib.sha256(credential.encode("utf-8", "surrogatepass")).digest()

@@ -17,9 +17,10 @@ from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store.stamp import Stamp
+from cymetica_mcp.verdicts import Verdicts
 from cymetica_mcp.web.options import WebOptions
 from cymetica_mcp.web.ratelimit import RateLimiter
-from cymetica_mcp.web.watch import StoreWatch, Verdicts
+from cymetica_mcp.web.watch import StoreWatch
 
 
 def bearer(header: str | None) -> str | None:

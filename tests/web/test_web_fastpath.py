@@ -25,7 +25,8 @@ from cymetica_mcp.auth import Principal, Verdict
 from cymetica_mcp.engine import Engine, open_engine
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
-from cymetica_mcp.web.watch import StoreWatch, Verdicts
+from cymetica_mcp.verdicts import Verdicts
+from cymetica_mcp.web.watch import StoreWatch
 from tests.conftest import NOW
 
 from .conftest import Served, serving
