@@ -81,37 +81,58 @@ class Directory:
         if into == 0:
             return lo
         length = self._column(rows, column + 1) - lo
-        total = int(length.sum())
-        if total == 0:
-            return lo
-        # positions of the users' trades of that slot, concatenated: a cumulative sum of steps that
-        # jumps at each user's first trade of the slot
-        some = length > 0
-        starts, span = lo[some], length[some]
-        step = np.ones(total, dtype=np.int64)
-        first = np.cumsum(span) - span
-        step[first[1:]] = starts[1:] - (starts[:-1] + span[:-1]) + 1
-        step[0] = starts[0]
-        before = (key[np.cumsum(step)] & ((1 << self.shift) - 1)) < ts
-        seen = np.zeros(total + 1, dtype=np.int64)
-        np.cumsum(before, out=seen[1:])
-        inside = np.zeros(users.size, dtype=np.int64)
-        inside[some] = seen[first + span] - seen[first]
-        return lo + inside
+        # the user's trades of that slot earlier than ts: keys below (user, ts)
+        return lo + count_below(key, lo, length, (users << self.shift) + ts)
 
-    def counts(self, users: I64, start: I64, end: I64) -> I64:
-        """Per entry i: how many of user i's trades have start[i] <= ts < end[i], where the table
-        tells without reading a trade (both ends at slot starts it covers); -1 elsewhere."""
+    def bracket(self, users: I64, ts: int) -> tuple[I64, I64] | None:
+        """Per user: the positions of their first trade at or after the start of ts's slot and of the
+        next slot (so their trades of that slot lie between); None outside the directory."""
+        column = ts // self.width - self.first
+        if column < 0 and not self.complete:
+            return None
         rows = np.minimum(users, self.table.shape[1] - 1)
-        low, high = start // self.width - self.first, end // self.width - self.first
-        known = (start % self.width == 0) & (end % self.width == 0)
+        low, high = min(max(column, 0), self.slots), min(max(column + 1, 0), self.slots)
+        return self._column(rows, low), self._column(rows, high)
+
+    def right(self, key: I64, queries: I64) -> I64:
+        """For each query key (user << shift | ts): how many keys of the run are <= it, as
+        `np.searchsorted(key, queries, side="right")` gives, reading only that user's trades of that
+        one slot (a query before a directory that is not complete falls back to the binary search)."""
+        users = queries >> self.shift
+        rows = np.minimum(users, self.table.shape[1] - 1)
+        column = (queries & ((1 << self.shift) - 1)) // self.width - self.first
+        flat = self.table.reshape(-1)
+        columns = self.table.shape[1]
+        lo = flat.take(np.clip(column, 0, self.slots) * columns + rows).astype(np.int64)
+        hi = flat.take(np.clip(column + 1, 0, self.slots) * columns + rows).astype(np.int64)
+        found: I64 = lo + count_below(key, lo, hi - lo, queries + 1)
         if not self.complete:
-            known &= low >= 0
-        low, high = np.clip(low, 0, self.slots), np.clip(high, 0, self.slots)
-        found: I64 = self.table[high, rows].astype(np.int64) - self.table[low, rows]
-        return np.where(known, found, -1)
+            before = np.flatnonzero(column < 0)
+            found[before] = np.searchsorted(key, queries[before], side="right")
+        return found
 
     def _column(self, rows: I64, column: int) -> I64:
         """Column `column` of the table for these rows, as 64-bit positions."""
         found: I64 = self.table[column][rows].astype(np.int64)
         return found
+
+
+def count_below(key: I64, lo: I64, length: I64, bound: I64) -> I64:
+    """Per entry i: how many of key[lo[i] : lo[i] + length[i]] are below bound[i] (the segments are
+    short runs of one user's trades, read once each: the cost follows their total length)."""
+    out = np.zeros(lo.size, dtype=np.int64)
+    some = np.flatnonzero(length > 0)  # of a boolean: several times faster than of the counts
+    if some.size == 0:
+        return out
+    starts, span = lo[some], length[some]
+    total = int(span.sum())
+    # the segments' positions, concatenated: a cumulative sum of steps that jumps at each segment start
+    step = np.ones(total, dtype=np.int64)
+    first = np.cumsum(span) - span
+    step[first[1:]] = starts[1:] - (starts[:-1] + span[:-1]) + 1
+    step[0] = starts[0]
+    below = key[np.cumsum(step)] < np.repeat(bound[some], span)
+    seen = np.zeros(total + 1, dtype=np.int64)
+    np.cumsum(below, out=seen[1:])
+    out[some] = seen[first + span] - seen[first]
+    return out

@@ -33,14 +33,18 @@ SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
 DELTA_MIN: Final = 1 << 18
-DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 4_500_000), (DAY, 8_000_000))
+DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 6_200_000), (DAY, 8_000_000))
 """(slot width, cell budget) of the main run's directories, finest first; each covers the most
 recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 MB), so every
 boundary of a 24h dashboard and the partial last hour of every window are column reads; 6-hourly
-22 days (18 MB), every start of a 7d dashboard and its previous two windows; daily 160 days (32 MB)."""
+31 days (25 MB), every start of a 7d dashboard and its previous two windows, and the end of a 30d
+dashboard's previous window; daily 160 days (32 MB)."""
 
 I64 = NDArray[np.int64]
 Kinds = NDArray[np.int8]
+Flags = NDArray[np.bool_]
+Totals = tuple[list[tuple[I64, I64, I64]], list[Flags]]
+"""Per summed span (count, volume, pnl) per user; per marked span whether each user traded in it."""
 
 
 def _return_free_memory() -> None:
@@ -128,21 +132,54 @@ class Run:
         """Each trade's profit, in key order."""
         return np.diff(self.cum[:, 1])
 
-    def totals(self, users: I64, spans: Sequence[tuple[int, int]]) -> list[tuple[I64, I64, I64]]:
-        """Per span (start, end) and user: count, volume and pnl of the trades with start <= ts <= end."""
-        edges = {t for start, end in spans for t in (start, end + 1)}
+    def totals(
+        self, users: I64, summed: Sequence[tuple[int, int]], marked: Sequence[tuple[int, int]] = ()
+    ) -> Totals:
+        """Per span (start, end) and user, over the trades with start <= ts <= end: count, volume and
+        pnl for each `summed` span; for each `marked` one, only whether there is any (no prefix sums
+        read, and no trade beyond the first of one slot per user)."""
+        edges = {t for start, end in summed for t in (start, end + 1)}
         at = {t: self.left(users, t) for t in edges}  # each distinct boundary looked up once
         sums = {t: np.take(self.cum, found, axis=0) for t, found in at.items()}
-        out = []
-        for start, end in spans:
+        found = []
+        for start, end in summed:
             inside = sums[end + 1] - sums[start]
-            out.append((at[end + 1] - at[start], inside[:, 0], inside[:, 1]))
-        return out
+            found.append((at[end + 1] - at[start], inside[:, 0], inside[:, 1]))
+        traded = []
+        for start, end in marked:
+            if start not in at:
+                at[start] = self.left(users, start)
+            if end + 1 in at:
+                traded.append(at[end + 1] > at[start])
+            else:
+                traded.append(self._traded(users, at[start], end))
+        return found, traded
+
+    def _traded(self, users: I64, first: I64, end: int) -> Flags:
+        """Per user: is their trade at position `first` (their first at or after some start) at or
+        before `end`? Any trade before the start of end's slot is; within that slot, the earliest
+        candidate is the only one to read."""
+        for directory in self.directories:
+            bracket = directory.bracket(users, end + 1)
+            if bracket is None:
+                continue
+            lo, hi = bracket
+            earliest = np.maximum(lo, first)
+            traded: Flags = lo > first
+            check = np.flatnonzero(~traded & (earliest < hi))
+            traded[check] = (self.key[earliest[check]] & TS_MASK) <= end
+            return traded
+        found: Flags = self.left(users, end + 1) > first
+        return found
 
     def neighbours(self, key: I64) -> tuple[I64, I64]:
         """For each key: the time of the same user's latest trade at or before it and of the next one
-        after it in this run (-1 and 2^SHIFT where there is none): one binary search per key."""
-        at = np.searchsorted(self.key, key, side="right")
+        after it in this run (-1 and 2^SHIFT where there is none). The coarsest directory bounds each
+        search to that user's trades of one slot; without one, a binary search per key."""
+        if self.directories:
+            at = self.directories[-1].right(self.key, key)
+        else:
+            at = np.searchsorted(self.key, key, side="right")
         user = key >> SHIFT
         before = self.key[np.maximum(at - 1, 0)]
         after = self.key[np.minimum(at, self.size - 1)]
@@ -166,9 +203,9 @@ class Run:
 class Presence:
     """Did the user of each of some new trades already trade in a given range of an earlier run?
 
-    Asked once per bucket size as the rollups take the new trades. A directory of the run answers
-    a range aligned to its slots with two table reads; the other trades are answered from their
-    neighbours in the run (one binary search per trade, kept for the next bucket size).
+    Asked once per bucket size as the rollups take the new trades, and answered from each trade's
+    neighbours in the run (the same user's latest trade at or before it and the next one after it),
+    found once per trade and kept for the next bucket size.
     """
 
     def __init__(self, run: Run, key: I64) -> None:
@@ -179,24 +216,13 @@ class Presence:
         self.after = np.full(key.size, 1 << SHIFT, dtype=np.int64)
 
     def any_in(self, which: I64, start: I64, end: I64) -> NDArray[np.bool_]:
-        """For the trades at positions `which`: does their user have a trade with start <= ts < end?"""
-        users = self.key[which] >> SHIFT
-        counts = np.full(which.size, -1, dtype=np.int64)
-        for directory in self.run.directories:
-            todo = np.flatnonzero(counts < 0)
-            if todo.size == 0:
-                break
-            if not np.any((end[todo] - start[todo]) % directory.width):  # else no range is aligned to it
-                counts[todo] = directory.counts(users[todo], start[todo], end[todo])
-        found: NDArray[np.bool_] = counts > 0
-        todo = np.flatnonzero(counts < 0)
-        if todo.size:
-            trades = which[todo]
-            need = trades[~self.searched[trades]]
-            if need.size:
-                self.before[need], self.after[need] = self.run.neighbours(self.key[need])
-                self.searched[need] = True
-            found[todo] = (self.before[trades] >= start[todo]) | (self.after[trades] < end[todo])
+        """For the trades at positions `which` (each in [start, end)): does their user have a trade
+        in the run with start <= ts < end?"""
+        need = which[~self.searched[which]]
+        if need.size:
+            self.before[need], self.after[need] = self.run.neighbours(self.key[need])
+            self.searched[need] = True
+        found: NDArray[np.bool_] = (self.before[which] >= start) | (self.after[which] < end)
         return found
 
 
@@ -249,12 +275,11 @@ class Rollup:
         if width:
             at = slice(self.base - base, self.base - base + width)
             vol[:, at], trades[:, at], users[:, at] = self.volume, self.trades, self.users
-        slot, kinds, volume = bucket - base, kind[user], run.volumes()
-        for k in (0, 1):
-            mine = kinds == k
-            vol[k] += group_sum(slot[mine], volume[mine], n)
-            trades[k] += np.bincount(slot[mine], minlength=n)
-            users[k] += np.bincount(slot[mine & first], minlength=n)
+        # one slot per (kind, bucket): row k of the (2, n) tables, flattened
+        slot = kind[user].astype(np.int64) * n + (bucket - base)
+        vol += group_sum(slot, run.volumes(), 2 * n).reshape(2, n)
+        trades += np.bincount(slot, minlength=2 * n).reshape(2, n)
+        users += np.bincount(slot[first], minlength=2 * n).reshape(2, n)
         return Rollup(self.size, base, vol, trades, users)
 
 
@@ -307,13 +332,17 @@ class TradeIndex:
         )
         return start.refreshed(store)
 
-    def totals(self, users: I64, spans: Sequence[tuple[int, int]]) -> list[tuple[I64, I64, I64]]:
-        """Per span (start, end) and user: count, volume and pnl of their trades with start <= ts <= end."""
-        found = self.main.totals(users, spans)
+    def totals(
+        self, users: I64, summed: Sequence[tuple[int, int]], marked: Sequence[tuple[int, int]] = ()
+    ) -> Totals:
+        """Per span (start, end) and user, over their trades with start <= ts <= end: count, volume
+        and pnl for each `summed` span; for each `marked` one, whether they traded in it."""
+        sums, traded = self.main.totals(users, summed, marked)
         if self.delta.size:
-            more = self.delta.totals(users, spans)
-            found = [(a[0] + b[0], a[1] + b[1], a[2] + b[2]) for a, b in zip(found, more, strict=True)]
-        return found
+            more, more_traded = self.delta.totals(users, summed, marked)
+            sums = [(a[0] + b[0], a[1] + b[1], a[2] + b[2]) for a, b in zip(sums, more, strict=True)]
+            traded = [a | b for a, b in zip(traded, more_traded, strict=True)]
+        return sums, traded
 
     def refreshed(self, store: Store) -> TradeIndex:
         """This index extended with whatever the store committed since it was built."""

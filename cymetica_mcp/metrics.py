@@ -15,7 +15,7 @@ from typing import Final
 import numpy as np
 
 from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
-from cymetica_mcp.index import I64, SHIFT, TS_MASK, TradeIndex, group_sum
+from cymetica_mcp.index import I64, SHIFT, TS_MASK, Flags, TradeIndex, group_sum
 from cymetica_mcp.models import (
     ActivityPoint,
     Dashboard,
@@ -40,27 +40,20 @@ _ROI_BOUNDS_F: Final = np.array(ROI_BOUNDS, dtype=np.float64)
 
 @dataclass(frozen=True, slots=True)
 class Activity:
-    """Each population user's trade count, volume and profit over one window."""
+    """Each trader's trade count, volume and profit over one window (in the state's trader order)."""
 
-    users: I64
     trades: I64
     volume: I64
     pnl: I64
 
-    @property
-    def active(self) -> np.ndarray[tuple[int], np.dtype[np.bool_]]:
-        """Which users traded in the window."""
-        return self.trades > 0
-
     def part(self, users: slice) -> Activity:
-        """The same figures for a contiguous range of the users (views: nothing is copied)."""
-        return Activity(self.users[users], self.trades[users], self.volume[users], self.pnl[users])
+        """The same figures for a contiguous range of the traders (views: nothing is copied)."""
+        return Activity(self.trades[users], self.volume[users], self.pnl[users])
 
     def plus(self, slot: I64, volume: I64, pnl: I64) -> Activity:
-        """These figures with more trades added (`slot`: each trade's position in `users`)."""
-        n = self.users.size
+        """These figures with more trades added (`slot`: each trade's trader position)."""
+        n = self.trades.size
         return Activity(
-            self.users,
             self.trades + np.bincount(slot, minlength=n),
             self.volume + group_sum(slot, volume, n),
             self.pnl + group_sum(slot, pnl, n),
@@ -69,7 +62,9 @@ class Activity:
 
 @dataclass(frozen=True, slots=True)
 class PeriodState:
-    """Every trader's activity over W, W', W'' and W's last bucket, for one period at one instant.
+    """Every trader's activity for one period at one instant: trade count, volume and profit over W
+    and W', and only whether they traded over W'' (for the previous retention) and W's last bucket
+    (for its distinct users). Only W and W' need the prefix sums, which is where the memory traffic is.
 
     The traders are held humans first, then agents (each in id order), so a population is a
     contiguous range of every array: `split` humans, then the agents.
@@ -85,19 +80,33 @@ class PeriodState:
     """Each trader's capital at the state's version (a user's capital may change on any import)."""
     split: int
     spans: tuple[tuple[int, int], ...]
-    acts: tuple[Activity, ...]
+    """W and W' (summed), then W'' and W's last bucket (marked)."""
+    acts: tuple[Activity, Activity]
+    """Over W and W'."""
+    traded: tuple[Flags, Flags]
+    """Who traded in W'' and in W's last bucket."""
 
     @classmethod
     def of(cls, index: TradeIndex, period: Period, now: int) -> PeriodState:
         """Computed from scratch: a directory lookup per trader and span boundary."""
         w, w1, w2 = windows(period, now)
         tail = (w.start + (w.count - 1) * w.size, w.end)
-        spans = ((w.start, w.end), (w1.start, w1.end), (w2.start, w2.end), tail)
+        summed, marked = ((w.start, w.end), (w1.start, w1.end)), ((w2.start, w2.end), tail)
         humans, agents, _ = index.traders
         users = np.concatenate([humans, agents])
-        acts = tuple(Activity(users, *found) for found in index.totals(users, spans))
+        sums, traded = index.totals(users, summed, marked)
+        cur, prev = (Activity(*found) for found in sums)
         return cls(
-            index.version, period, now, index.traders, users, index.capital[users], humans.size, spans, acts
+            index.version,
+            period,
+            now,
+            index.traders,
+            users,
+            index.capital[users],
+            humans.size,
+            (*summed, *marked),
+            (cur, prev),
+            (traded[0], traded[1]),
         )
 
     def population(self, filter: Filter) -> slice:
@@ -121,11 +130,21 @@ class PeriodState:
             index.kind[user] == 0, np.searchsorted(humans, user), self.split + np.searchsorted(agents, user)
         )
         volume, pnl = new.volumes(), new.pnls()
-        acts = []
-        for act, (a, b) in zip(self.acts, self.spans, strict=True):
-            inside = (ts >= a) & (ts <= b)
-            acts.append(act.plus(slot[inside], volume[inside], pnl[inside]) if inside.any() else act)
-        return replace(self, version=index.version, capital=index.capital[self.users], acts=tuple(acts))
+        inside = [(ts >= a) & (ts <= b) for a, b in self.spans]
+        acts = [
+            act.plus(slot[mine], volume[mine], pnl[mine]) if mine.any() else act
+            for act, mine in zip(self.acts, inside[:2], strict=True)
+        ]
+        traded = [flags.copy() for flags in self.traded]
+        for flags, mine in zip(traded, inside[2:], strict=True):
+            flags[slot[mine]] = True
+        return replace(
+            self,
+            version=index.version,
+            capital=index.capital[self.users],
+            acts=(acts[0], acts[1]),
+            traded=(traded[0], traded[1]),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,15 +160,18 @@ class Traders:
 
     @classmethod
     def of(cls, act: Activity, capital: I64) -> Traders:
-        """From the window's activity and each of its users' capital (same order)."""
-        active = act.trades > 0
-        count = int(np.count_nonzero(active))
-        mine = capital[active]
+        """From the window's activity and each of its users' capital (same order).
+
+        Users are picked by index (`flatnonzero`, then `take`): with a mask as irregular as who traded,
+        a boolean selection costs several times more."""
+        active = np.flatnonzero(act.trades > 0)
+        count = int(active.size)
+        mine = capital.take(active)
         wraps = count and int(mine.max()) * count >= 2**62  # an int64 sum could wrap
         total = sum(mine.tolist()) if wraps else int(mine.sum())
-        keep = active & (capital > 0)
+        keep = active[mine > 0]
         # users without a trade in the window have volume 0: the sum over everyone is the active users'
-        return cls(count, int(act.volume.sum()), total, act.pnl[keep], capital[keep])
+        return cls(count, int(act.volume.sum()), total, act.pnl.take(keep), capital.take(keep))
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +194,13 @@ def card_values(traders: Traders) -> CardValues:
     return CardValues(Fraction(traders.count), volume, avg_capital, avg_roi)
 
 
-def retention(now: Activity, before: Activity) -> Fraction | None:
-    """100 · |A(now) ∩ A(before)| / |A(before)|, undefined when A(before) is empty."""
-    earlier = int(before.active.sum())
+def retention(now: Flags, before: Flags) -> Fraction | None:
+    """100 · |A(now) ∩ A(before)| / |A(before)|, undefined when A(before) is empty (from whether each
+    user traded in the two windows)."""
+    earlier = int(np.count_nonzero(before))
     if earlier == 0:
         return None
-    return Fraction(100 * int((now.active & before.active).sum()), earlier)
+    return Fraction(100 * int(np.count_nonzero(before & now)), earlier)
 
 
 def distribution(traders: Traders) -> list[ProfitabilityBucket]:
@@ -199,18 +222,26 @@ def _roi_slots(pnl: I64, capital: I64) -> I64:
     """Per user: how many ROI bounds b have 100·pnl >= b·capital (the range index), exactly.
 
     Placed by the floating-point ROI, then checked in integers wherever the ROI lies so near a bound
-    that the float could fall on the wrong side of it (values below 2^55 keep the products exact)."""
+    that the float could fall on the wrong side of it (values below 2^55 keep the products exact).
+    The float is within a few ulps of the ROI; a user is in doubt when moving it by a billionth
+    (relative, at least 1e-9 absolute) changes its range. Comparisons with each of the seven bounds
+    are used instead of a binary search, which is several times slower on this many values."""
     roi = (100 * pnl) / capital
-    slots = np.searchsorted(_ROI_BOUNDS_F, roi, side="right")
-    below = _ROI_BOUNDS_F[np.maximum(slots - 1, 0)]
-    above = _ROI_BOUNDS_F[np.minimum(slots, len(ROI_BOUNDS) - 1)]
-    gap = np.minimum(np.abs(roi - below), np.abs(roi - above))
-    doubt = np.flatnonzero(gap <= 1e-9 * np.maximum(np.abs(roi), 1.0))
-    if doubt.size:
-        p, c = pnl[doubt], capital[doubt]
-        slots[doubt] = sum(((100 * p) >= (bound * c)).astype(np.int64) for bound in ROI_BOUNDS)
-    found: I64 = slots.astype(np.int64)
-    return found
+    tolerance = np.abs(roi)
+    np.maximum(tolerance, 1.0, out=tolerance)
+    tolerance *= 1e-9
+    low, high = roi - tolerance, roi + tolerance
+    slots = np.zeros(roi.size, dtype=np.int64)
+    doubt = np.zeros(roi.size, dtype=np.bool_)
+    for bound in _ROI_BOUNDS_F:
+        above = low >= bound
+        slots += above
+        doubt |= above != (high >= bound)
+    where = np.flatnonzero(doubt)
+    if where.size:
+        p, c = pnl[where], capital[where]
+        slots[where] = sum(((100 * p) >= (bound * c)).astype(np.int64) for bound in ROI_BOUNDS)
+    return slots
 
 
 def usdc(micro: int) -> float:
@@ -221,17 +252,21 @@ def usdc(micro: int) -> float:
 def series(
     index: TradeIndex, state: PeriodState, filter: Filter, window: Window
 ) -> tuple[list[VolumePoint], list[ActivityPoint]]:
-    """The per-bucket volume and activity series: full buckets from the rollup, the last one exact."""
+    """The per-bucket volume and activity series: full buckets from the rollup, the last one exact.
+
+    The last bucket's volume and trade count are W's less its full buckets; its distinct users are
+    the traders with a trade in it."""
     full = window.count - 1
     volume, trades, distinct = index.rollups[window.size].window(window.start // window.size, full)
     volume = np.concatenate([volume, np.zeros((2, 1), dtype=np.int64)], axis=1)
     trades = np.concatenate([trades, np.zeros((2, 1), dtype=np.int64)], axis=1)
     distinct = np.concatenate([distinct, np.zeros((2, 1), dtype=np.int64)], axis=1)
     for k, population in ((0, Filter.HUMANS), (1, Filter.AGENTS)):
-        tail = state.acts[3].part(state.population(population))
-        volume[k, -1] = int(tail.volume.sum())
-        trades[k, -1] = int(tail.trades.sum())
-        distinct[k, -1] = int(np.count_nonzero(tail.trades))
+        mine = state.population(population)
+        current = state.acts[0].part(mine)
+        volume[k, -1] = int(current.volume.sum()) - int(volume[k, :-1].sum())
+        trades[k, -1] = int(current.trades.sum()) - int(trades[k, :-1].sum())
+        distinct[k, -1] = int(np.count_nonzero(state.traded[1][mine]))
     for k in (0, 1):
         if k not in KINDS[filter]:
             volume[k] = trades[k] = distinct[k] = 0
@@ -274,7 +309,9 @@ def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dash
 def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboard:
     """The dashboard of one population, from a state at the index's version."""
     population = state.population(filter)
-    cur, prev, prev2 = (act.part(population) for act in state.acts[:3])
+    cur, prev = (act.part(population) for act in state.acts)
+    prev2 = state.traded[0][population]
+    traded, traded1 = cur.trades > 0, prev.trades > 0
     capital = state.capital[population]
     traders = Traders.of(cur, capital)
     v, v1 = card_values(traders), card_values(Traders.of(prev, capital))
@@ -287,7 +324,7 @@ def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboar
     metrics = Metrics(
         active_users=active,
         trading_volume=_card("Trading Volume", "USDC", v.trading_volume, v1.trading_volume, 2),
-        retention_rate=_card("Retention Rate", "%", retention(cur, prev), retention(prev, prev2), 1),
+        retention_rate=_card("Retention Rate", "%", retention(traded, traded1), retention(traded1, prev2), 1),
         avg_capital=_card("Avg Capital", "USDC", v.avg_capital, v1.avg_capital, 2),
         avg_roi=_card("Avg ROI", "%", v.avg_roi, v1.avg_roi, 1),
         filter=filter,

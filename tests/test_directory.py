@@ -46,6 +46,28 @@ def test_positions_equal_a_binary_search(
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(
+    trades=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 40 * DAY)), min_size=1, max_size=200),
+    queries=st.lists(st.tuples(st.integers(0, 15), st.integers(-3 * DAY, 45 * DAY)), min_size=1, max_size=30),
+    max_cells=st.sampled_from([10_000_000, 300, 150]),
+    width=st.sampled_from([HOUR, DAY]),
+)
+def test_bounded_searches_equal_a_binary_search(
+    trades: list[tuple[int, int]], queries: list[tuple[int, int]], max_cells: int, width: int
+) -> None:
+    """Each key's place among the run's keys, from one user's trades of one slot (or, before a
+    directory that does not reach back far enough, a binary search): what `searchsorted` says."""
+    key = np.sort(np.array([(u << SHIFT) + T0 + t for u, t in trades], dtype=np.int64))
+    directory = Directory.build(key, SHIFT, width, max_cells)
+    if directory is None:
+        return
+    asked = np.array([(u << SHIFT) + T0 + t for u, t in queries], dtype=np.int64)
+    asked = np.concatenate([asked, key, key - 1])  # every stored key and the instant before it
+    expected = np.searchsorted(key, asked, side="right")
+    assert directory.right(key, asked).tolist() == expected.tolist()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(
     trades=st.lists(
         st.tuples(st.integers(0, 12), st.integers(0, 12 * DAY)), min_size=1, max_size=200, unique=True
     ),
