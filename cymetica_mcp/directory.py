@@ -19,6 +19,8 @@ from numpy.typing import NDArray
 HOUR: Final = 3_600
 DAY: Final = 86_400
 MIN_SLOTS: Final = 8
+SCAN_LIMIT: Final = 64
+"""A query whose user has more trades than this in its slot is answered by a binary search instead."""
 _SLICE: Final = 1 << 20
 
 I64 = NDArray[np.int64]
@@ -97,7 +99,8 @@ class Directory:
     def right(self, key: I64, queries: I64) -> I64:
         """For each query key (user << shift | ts): how many keys of the run are <= it, as
         `np.searchsorted(key, queries, side="right")` gives, reading only that user's trades of that
-        one slot (a query before a directory that is not complete falls back to the binary search)."""
+        one slot (a binary search where there are more than SCAN_LIMIT of them, or where the query is
+        before a directory that is not complete), so the cost is bounded per query."""
         users = queries >> self.shift
         rows = np.minimum(users, self.table.shape[1] - 1)
         column = (queries & ((1 << self.shift) - 1)) // self.width - self.first
@@ -105,10 +108,15 @@ class Directory:
         columns = self.table.shape[1]
         lo = flat.take(np.clip(column, 0, self.slots) * columns + rows).astype(np.int64)
         hi = flat.take(np.clip(column + 1, 0, self.slots) * columns + rows).astype(np.int64)
-        found: I64 = lo + count_below(key, lo, hi - lo, queries + 1)
+        length = hi - lo
+        # a user with many trades in one slot (a busy bot) is searched, not scanned: many queries on
+        # the same long segment would otherwise read it once each
+        searched = length > SCAN_LIMIT
         if not self.complete:
-            before = np.flatnonzero(column < 0)
-            found[before] = np.searchsorted(key, queries[before], side="right")
+            searched |= column < 0
+        found: I64 = lo + count_below(key, lo, np.where(searched, 0, length), queries + 1)
+        where = np.flatnonzero(searched)
+        found[where] = np.searchsorted(key, queries[where], side="right")
         return found
 
     def _column(self, rows: I64, column: int) -> I64:

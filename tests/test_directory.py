@@ -7,9 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cymetica_mcp import directory as directory_module
 from cymetica_mcp import index as index_module
-from cymetica_mcp.directory import DAY, HOUR, Directory
-from cymetica_mcp.index import SHIFT, TS_MASK, Presence, Run
+from cymetica_mcp.directory import DAY, HOUR, SCAN_LIMIT, Directory
+from cymetica_mcp.index import I64, SHIFT, TS_MASK, Presence, Run
 
 T0 = 1_773_000_000
 
@@ -64,6 +65,28 @@ def test_bounded_searches_equal_a_binary_search(
     asked = np.concatenate([asked, key, key - 1])  # every stored key and the instant before it
     expected = np.searchsorted(key, asked, side="right")
     assert directory.right(key, asked).tolist() == expected.tolist()
+
+
+def test_a_busy_users_slot_is_searched_not_scanned_per_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bot with thousands of trades in one hour, asked about each of them: the answers are the
+    binary search's, and the work stays bounded (no array of queries x trades is ever built)."""
+    busy = T0 + np.arange(0, 3_600, 0.25).astype(np.int64)  # 14,400 trades within one hour
+    key = np.sort(np.concatenate([(1 << SHIFT) + busy, (2 << SHIFT) + T0 + np.arange(0, 40 * DAY, HOUR)]))
+    directory = Directory.build(key, SHIFT, DAY, 10_000_000)
+    assert directory is not None
+    asked = np.concatenate([key, key - 1, key + 1])
+    scanned: list[int] = []
+    scan = directory_module.count_below
+
+    def counting(key: I64, lo: I64, length: I64, bound: I64) -> I64:
+        scanned.append(int(length.sum()))
+        assert scanned[-1] <= SCAN_LIMIT * asked.size
+        return scan(key, lo, length, bound)
+
+    monkeypatch.setattr(directory_module, "count_below", counting)
+    expected = np.searchsorted(key, asked, side="right")
+    assert directory.right(key, asked).tolist() == expected.tolist()
+    assert scanned
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
