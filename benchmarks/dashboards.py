@@ -40,6 +40,8 @@ class Cold:
 
     engine: dict[str, list[float]]
     reference: dict[str, list[float]]
+    active: dict[str, int]
+    """Each pair's active users (its Active Users card): what a dashboard's cost follows."""
 
     def medians(self, which: dict[str, list[float]]) -> dict[str, float]:
         """Each pair's median time."""
@@ -53,7 +55,7 @@ class Cold:
 def cold(run: Run, sides: list[Side]) -> dict[str, Cold]:
     """Time the nine cold dashboards of each side, engine and DuckDB interleaved pair by pair (so a
     noisy neighbour hits both alike), and compare their figures."""
-    results = {side.label: Cold({}, {}) for side in sides}
+    results = {side.label: Cold({}, {}, {}) for side in sides}
     for f, p in PAIRS:
         pair = f"{f}/{p}"
         for side in sides:
@@ -72,6 +74,7 @@ def cold(run: Run, sides: list[Side]) -> dict[str, Cold]:
                 ref_times.append(time.perf_counter() - started)
             results[side.label].engine[pair] = times
             results[side.label].reference[pair] = ref_times
+            results[side.label].active[pair] = int(board.metrics.active_users.value)
             run.compare(f"{side.label} {pair}", wire, expected)
             run.log(
                 f"  {side.label:5} {pair:12} engine {median(times) * 1e3:8.1f} ms   "
@@ -99,6 +102,20 @@ def cold_rows(run: Run, result: Cold) -> tuple[float, float]:
         versus("cold_worst", "cold dashboard, worst of 9", mine_worst, "ms", theirs_worst, "(DuckDB)", 0.5)
     )
     return mine_median, theirs_median
+
+
+def active_growth(big: Cold, small: Cold) -> tuple[float, float]:
+    """How many more active users the big side's dashboards have, and how much more time each costs,
+    as medians over the pairs of big / small (pairs with no active user on either side left out)."""
+    pairs = [pair for pair in big.active if big.active[pair] and small.active.get(pair)]
+    users = median([big.active[pair] / small.active[pair] for pair in pairs])
+    each = median(
+        [
+            (median(big.engine[pair]) / big.active[pair]) / (median(small.engine[pair]) / small.active[pair])
+            for pair in pairs
+        ]
+    )
+    return users, each
 
 
 def live_rows(run: Run, engine: Engine, reference_ms: float) -> None:

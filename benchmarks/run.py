@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any, Final
 
 from benchmarks import doors
-from benchmarks.dashboards import REFERENCE_REPS, Side, cold, cold_rows, companion, fresh_rows, live_rows
+from benchmarks.dashboards import (
+    REFERENCE_REPS,
+    Side,
+    active_growth,
+    cold,
+    cold_rows,
+    companion,
+    fresh_rows,
+    live_rows,
+)
 from benchmarks.data import NOW, SIZES, dataset
 from benchmarks.importing import import_rows, measure_import, measure_sqlite_cli, memory_rows
 from benchmarks.reference_duckdb import ORDERS, Reference
@@ -110,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
                     growth <= 2,
                     note=f"1M medians, interleaved with 10M: engine {quick.median_ms(quick.engine):.1f} ms, "
                     f"DuckDB {quick.median_ms(quick.reference):.1f} ms",
+                )
+            )
+            active, per_user = active_growth(results[sides[0].label], quick)
+            run.add(
+                info(
+                    "growth_active",
+                    "active users per dashboard 10M / 1M",
+                    active,
+                    "x",
+                    note=f"median of the 9 pairs' ratios; cold time per active user, 10M / 1M: {per_user:.2f} x",
                 )
             )
             peak_full, peak_quick = imported["after"]["peak_mb"], small_import["after"]["peak_mb"]
