@@ -298,3 +298,27 @@ def test_callers_that_miss_the_same_entry_together_share_one_computation(
     assert computed == [Filter.HUMANS]
     assert len(results) == 8 and len({id(r.dashboard) for r in results}) == 1
     assert sum(not r.cached for r in results) == 1
+
+
+def test_lookups_shared_with_the_helper_thread_give_the_same_dashboards(
+    demo_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large run hands half of a dashboard's boundary lookups to a helper thread: the figures are
+    those of the lookups done one after the other, at instants on and off every bucket edge."""
+    index = TradeIndex.load(demo_store)
+    instants = [NOW, NOW - NOW % HOUR, NOW - NOW % DAY - 1, NOW - 3 * DAY + 1_234]
+    alone = [every_dashboard(index, now) for now in instants]
+    monkeypatch.setattr(index_module, "PARALLEL_TRADES", 0)
+    main = threading.get_ident()
+    threads: set[int] = set()
+    left = index_module.Run.left
+
+    def noting(run: index_module.Run, users: np.ndarray[Any, Any], ts: int) -> Any:
+        threads.add(threading.get_ident())
+        if threading.get_ident() == main:
+            threading.Event().wait(0.002)  # so that the helper surely takes some of the queue
+        return left(run, users, ts)
+
+    monkeypatch.setattr(index_module.Run, "left", noting)
+    assert [every_dashboard(index, now) for now in instants] == alone
+    assert len(threads) == 2
