@@ -36,6 +36,8 @@ SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
 DELTA_MIN: Final = 1 << 18
+SLICE: Final = 1 << 20
+"""Trades taken at a time where a whole run would need many large temporaries (rollups)."""
 DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 6_200_000), (DAY, 8_000_000))
 """(slot width, cell budget) of the main run's directories, finest first; each covers the most
 recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 MB), so every
@@ -106,22 +108,23 @@ def group_sum(groups: I64, values: I64, n: int) -> I64:
     return out
 
 
+def _refuse_overflow(values: I64) -> None:
+    """Refuse a column whose running total could overflow 64 bits."""
+    if values.size:
+        largest = max(abs(int(values.min())), abs(int(values.max())))
+        if largest * values.size >= INT64_SAFE and float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
+            raise OverflowError(
+                "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
+            )
+
+
 def _prefix(volume: I64, pnl: I64) -> I64:
     """Rows [0, 0], [v0, p0], [v0+v1, p0+p1], ...: the running sums of both columns side by side,
     so a lookup at one position reads one 16-byte row. Refuses totals that could overflow 64 bits."""
-    for values in (volume, pnl):
-        if values.size:
-            largest = max(abs(int(values.min())), abs(int(values.max())))
-            if (
-                largest * values.size >= INT64_SAFE
-                and float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE
-            ):
-                raise OverflowError(
-                    "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
-                )
     out = np.zeros((volume.size + 1, 2), dtype=np.int64)
-    np.cumsum(volume, out=out[1:, 0])
-    np.cumsum(pnl, out=out[1:, 1])
+    for column, values in enumerate((volume, pnl)):
+        _refuse_overflow(values)
+        np.cumsum(values, out=out[1:, column])
     return out
 
 
@@ -139,6 +142,25 @@ class Run:
         """A run of trades (sorted here)."""
         order = np.argsort(key)  # ties (one user, one second) may come in any order: sums are the same
         return cls(key[order], _prefix(volume[order], pnl[order]))
+
+    @classmethod
+    def gathered(cls, keys: list[I64], volumes: list[I64], pnls: list[I64]) -> Run:
+        """A run of trades given in blocks (sorted here). The lists are emptied as they are used, so
+        that beside the result there is never more than the blocks, one unsorted and one sorted
+        column: reading 10M trades peaks at about half of what sorting three whole columns would."""
+        key = np.concatenate(keys)
+        keys.clear()
+        order = np.argsort(key)  # ties (one user, one second) may come in any order: sums are the same
+        key = key[order]
+        cum = np.zeros((key.size + 1, 2), dtype=np.int64)
+        for column, blocks in enumerate((volumes, pnls)):
+            values = np.concatenate(blocks)
+            blocks.clear()
+            values = values[order]
+            _refuse_overflow(values)
+            np.cumsum(values, out=cum[1:, column])
+            del values
+        return cls(key, cum)
 
     def with_directory(self) -> Run:
         """This run with its directories, for the large main run that most queries search."""
@@ -314,30 +336,42 @@ class Rollup:
 
     def plus(self, run: Run, kind: Kinds, counted: Sequence[Presence] = ()) -> Rollup:
         """This rollup with the run's trades added; a user counts once per bucket across all runs
-        (`counted`: the run's trades in each run this rollup already holds)."""
+        (`counted`: the run's trades in each run this rollup already holds). A large run is taken a
+        slice at a time, so that its temporaries stay small."""
         if run.size == 0:
             return self
-        user, bucket = run.key >> SHIFT, (run.key & TS_MASK) // self.size
-        first = np.ones(run.size, dtype=np.bool_)
-        first[1:] = (user[1:] != user[:-1]) | (bucket[1:] != bucket[:-1])
-        start = bucket * self.size
-        for other in counted:  # the user already traded in this bucket in an earlier run
-            mine = np.flatnonzero(first)
-            if mine.size:
-                first[mine] = ~other.any_in(mine, start[mine], start[mine] + self.size)
+        slices = range(0, run.size, SLICE)
+        low = min(int((run.key[at : at + SLICE] & TS_MASK).min()) for at in slices) // self.size
+        high = max(int((run.key[at : at + SLICE] & TS_MASK).max()) for at in slices) // self.size + 1
         width = self.volume.shape[1]
-        low, high = int(bucket.min()), int(bucket.max()) + 1
         base = min(self.base, low) if width else low
         n = (max(self.base + width, high) if width else high) - base
         vol, trades, users = (np.zeros((2, n), dtype=np.int64) for _ in range(3))
         if width:
-            at = slice(self.base - base, self.base - base + width)
-            vol[:, at], trades[:, at], users[:, at] = self.volume, self.trades, self.users
-        # one slot per (kind, bucket): row k of the (2, n) tables, flattened
-        slot = kind[user].astype(np.int64) * n + (bucket - base)
-        vol += group_sum(slot, run.volumes(), 2 * n).reshape(2, n)
-        trades += np.bincount(slot, minlength=2 * n).reshape(2, n)
-        users += np.bincount(slot[first], minlength=2 * n).reshape(2, n)
+            kept = slice(self.base - base, self.base - base + width)
+            vol[:, kept], trades[:, kept], users[:, kept] = self.volume, self.trades, self.users
+        for at in slices:
+            key = run.key[at : at + SLICE]
+            user, bucket = key >> SHIFT, (key & TS_MASK) // self.size
+            first = np.ones(key.size, dtype=np.bool_)
+            first[1:] = (user[1:] != user[:-1]) | (bucket[1:] != bucket[:-1])
+            if at:  # the slice's first trade against the previous slice's last
+                before = int(run.key[at - 1])
+                first[0] = (before >> SHIFT, (before & TS_MASK) // self.size) != (
+                    int(user[0]),
+                    int(bucket[0]),
+                )
+            start = bucket * self.size
+            for other in counted:  # the user already traded in this bucket in an earlier run
+                mine = np.flatnonzero(first)
+                if mine.size:
+                    first[mine] = ~other.any_in(mine + at, start[mine], start[mine] + self.size)
+            # one slot per (kind, bucket): row k of the (2, n) tables, flattened
+            slot = kind[user].astype(np.int64) * n + (bucket - base)
+            volume = np.diff(run.cum[at : at + key.size + 1, 0])
+            vol += group_sum(slot, volume, 2 * n).reshape(2, n)
+            trades += np.bincount(slot, minlength=2 * n).reshape(2, n)
+            users += np.bincount(slot[first], minlength=2 * n).reshape(2, n)
         return Rollup(self.size, base, vol, trades, users)
 
 
@@ -489,4 +523,4 @@ def _read_trades(conn: sqlite3.Connection, after: int, upto: int) -> Run:
         pnls.append(pnl)
     if not keys:
         return Run.empty()
-    return Run.of(np.concatenate(keys), np.concatenate(volumes), np.concatenate(pnls))
+    return Run.gathered(keys, volumes, pnls)

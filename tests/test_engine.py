@@ -37,13 +37,15 @@ def every_dashboard(index: TradeIndex, now: int) -> list[dict[str, object]]:
     return [compute(index, f, p, now).to_wire() for f, p in PAIRS]
 
 
+@pytest.mark.parametrize("slice_", [1 << 20, 97], ids=["whole", "in-slices"])
 @pytest.mark.parametrize(
     "delta_min", [0, 500, 1 << 18], ids=["merge-eagerly", "merge-sometimes", "merge-rarely"]
 )
 def test_an_index_extended_import_by_import_equals_one_built_at_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delta_min: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, delta_min: int, slice_: int
 ) -> None:
     monkeypatch.setattr(index_module, "DELTA_MIN", delta_min)
+    monkeypatch.setattr(index_module, "SLICE", slice_)  # rollups taken a slice of trades at a time
     store = Store(tmp_path / "s.db")
     users, trades = write_demo(DemoSpec(users=60, trades=3_000, days=65, seed=11), NOW, tmp_path / "a")
     lines = trades.read_text().splitlines(keepends=True)
