@@ -1,8 +1,9 @@
 """A compact columnar index of the store's trades, built at start-up and extended on each import.
 
 Trades are held sorted by (user, ts) as one packed 64-bit key per trade, with prefix sums of volume
-and profit. Any user's totals over any time range are then two binary searches and two subtractions,
-so a window costs O(users · log trades), never a scan of the trades. Per-bucket figures for the three
+and profit. Any user's totals over any time range are then two lookups and a subtraction (a
+directory read, or a binary search where no directory reaches), so a window's cost follows the users,
+never a scan of the trades. Per-bucket figures for the three
 bucket sizes come from small rollups (volume, trade count and distinct users per bucket and kind),
 kept exact as new trades arrive.
 

@@ -2,7 +2,7 @@
 
 Pure functions: no clock, no I/O, no cache. The expensive part of a dashboard is each trader's
 activity over the windows W, W', W'' and the last bucket; a `PeriodState` holds it for every trader
-at one (period, now), so the three filters are masks of one state, and an import moves a state
+at one (period, now), so the three filters are slices of one state, and an import moves a state
 forward by just the new trades (`PeriodState.advanced`).
 """
 
