@@ -38,10 +38,10 @@ FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = 2**62
 DELTA_MIN: Final = 1 << 18
 SLICE: Final = 1 << 20
+"""Trades taken at a time where a whole run would need many large temporaries (rollups)."""
 M_TRIM_THRESHOLD: Final = -1
 M_MMAP_THRESHOLD: Final = -3
 """glibc's `mallopt` parameter numbers (malloc.h)."""
-"""Trades taken at a time where a whole run would need many large temporaries (rollups)."""
 DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 6_200_000), (DAY, 8_000_000))
 """(slot width, cell budget) of the main run's directories, finest first; each covers the most
 recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 MB), so every
@@ -161,8 +161,7 @@ class Run:
     @classmethod
     def of(cls, key: I64, volume: I64, pnl: I64) -> Run:
         """A run of trades (sorted here)."""
-        order = np.argsort(key)  # ties (one user, one second) may come in any order: sums are the same
-        return cls(key[order], _prefix(volume[order], pnl[order]))
+        return cls.gathered([key], [volume], [pnl])
 
     @classmethod
     def gathered(cls, keys: list[I64], volumes: list[I64], pnls: list[I64]) -> Run:
@@ -194,9 +193,8 @@ class Run:
             found = directory.left(self.key, users, ts)
             if found is not None:
                 return found
-        ts = min(
-            max(ts, 0), 1 << (SHIFT - 1)
-        )  # outside the stored range, so the same answer, never another user's key
+        # outside the stored range, so the same answer, never another user's key
+        ts = min(max(ts, 0), 1 << (SHIFT - 1))
         return np.searchsorted(self.key, (users << SHIFT) + ts, side="left")
 
     @classmethod
@@ -362,8 +360,9 @@ class Rollup:
         if run.size == 0:
             return self
         slices = range(0, run.size, SLICE)
-        low = min(int((run.key[at : at + SLICE] & TS_MASK).min()) for at in slices) // self.size
-        high = max(int((run.key[at : at + SLICE] & TS_MASK).max()) for at in slices) // self.size + 1
+        spans = [(int(t.min()), int(t.max())) for t in (run.key[at : at + SLICE] & TS_MASK for at in slices)]
+        low = min(first for first, _ in spans) // self.size
+        high = max(last for _, last in spans) // self.size + 1
         width = self.volume.shape[1]
         base = min(self.base, low) if width else low
         n = (max(self.base + width, high) if width else high) - base
