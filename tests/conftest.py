@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +19,16 @@ from cymetica_mcp.windows import parse_instant
 
 NOW_ISO = "2026-03-20T12:34:56Z"
 NOW = parse_instant(NOW_ISO)
+
+
+def import_command(db: Path, *args: str) -> list[str]:
+    """The command line importing into `db`, as a user runs it."""
+    return [sys.executable, "-m", "cymetica_mcp", "--db", str(db), "import", *args]
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without CYMETICA_* settings, so only the flags given count."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CYMETICA_")}
 
 
 @pytest.fixture

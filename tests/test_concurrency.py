@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
 from cymetica_mcp.windows import iso
 
-from .conftest import NOW
+from .conftest import NOW, clean_env, import_command
 
 WRITERS = 4
 TRADES_EACH = 10_000
@@ -36,23 +34,13 @@ def test_concurrent_imports_and_reads_all_land(demo_store: Store, tmp_path: Path
         path.write_text("trade_id,user_id,ts,volume_usdc,pnl_usdc\n" + "\n".join(rows) + "\n")
         files.append(path)
     engine = Engine(demo_store, clock=lambda: NOW, max_age=0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CYMETICA_")}
     writers = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cymetica_mcp",
-                "--db",
-                str(demo_store.path),
-                "import",
-                "--trades",
-                str(path),
-            ],
+            import_command(demo_store.path, "--trades", str(path)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=clean_env(),
         )
         for path in files
     ]

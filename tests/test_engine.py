@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
 from cymetica_mcp.windows import DAY, HOUR, iso
 
-from .conftest import NOW
+from .conftest import NOW, import_command
 
 PAIRS = [(f, p) for f in Filter for p in Period]
 
@@ -124,17 +123,7 @@ def test_an_import_by_another_process_shows_in_the_next_dashboard(demo_store: St
     trades.write_text(
         f"trade_id,user_id,ts,volume_usdc,pnl_usdc\ncli1,{a_human(demo_store)},2026-03-20T12:30:00Z,1000,0\n"
     )
-    cli = [
-        sys.executable,
-        "-m",
-        "cymetica_mcp",
-        "--db",
-        str(demo_store.path),
-        "import",
-        "--trades",
-        str(trades),
-    ]
-    subprocess.run(cli, check=True, capture_output=True)
+    subprocess.run(import_command(demo_store.path, "--trades", str(trades)), check=True, capture_output=True)
     after = engine.dashboard(Filter.HUMANS, Period.H24, NOW)
     assert after.metrics.trading_volume.value == pytest.approx(before.metrics.trading_volume.value + 1000)
     assert after.volume_over_time[-1].trade_count == before.volume_over_time[-1].trade_count + 1

@@ -14,7 +14,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,7 @@ from cymetica_mcp.models import Dashboard, Filter, Period
 from cymetica_mcp.store import Store
 from cymetica_mcp.windows import DAY, iso
 
-from .conftest import NOW
+from .conftest import NOW, clean_env, import_command
 
 USERS_HEADER = "user_id,kind,capital_usdc,created_at\n"
 TRADES_HEADER = "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
@@ -46,16 +45,6 @@ MID_COMMIT = 1 << 20  # WAL bytes that show the import is writing its commit
 CRASH_ATTEMPTS = 3
 OPENERS = 4
 OPEN_ROUNDS = 40
-
-
-def cli(db: Path, *args: str) -> list[str]:
-    """The command line importing into `db`, as a user runs it."""
-    return [sys.executable, "-m", "cymetica_mcp", "--db", str(db), "import", *args]
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without CYMETICA_* settings, so only the flags given count."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("CYMETICA_")}
 
 
 @contextmanager
@@ -160,7 +149,7 @@ def test_queued_writers_all_land_and_readers_see_whole_imports(store: Store, tmp
     started = time.monotonic()
     writers = [
         subprocess.Popen(
-            cli(store.path, "--users", str(users), "--trades", str(trades)),
+            import_command(store.path, "--users", str(users), "--trades", str(trades)),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -299,7 +288,7 @@ def stopped_mid_commit(db: Path, trades: Path, version: int) -> tuple[bool, int]
     """
     wal = db.with_name(db.name + "-wal")
     child = subprocess.Popen(
-        cli(db, "--trades", str(trades)),
+        import_command(db, "--trades", str(trades)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=clean_env(),
@@ -359,7 +348,7 @@ def test_an_import_killed_mid_commit_leaves_the_store_as_it_was(tmp_path: Path) 
     assert dashboards(reopened) == before_views
 
     done = subprocess.run(
-        cli(reopened.path, "--trades", str(trades)),
+        import_command(reopened.path, "--trades", str(trades)),
         capture_output=True,
         text=True,
         env=clean_env(),
