@@ -58,7 +58,7 @@ class Engine:
         self._conn_lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._cache: OrderedDict[tuple[Filter, Period, int | None], tuple[float, Result]] = OrderedDict()
-        self._states: OrderedDict[tuple[Period, int], PeriodState] = OrderedDict()
+        self._states: OrderedDict[tuple[Period, int, Filter], PeriodState] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._compute_locks = tuple(threading.Lock() for _ in range(COMPUTE_LOCKS))
 
@@ -110,7 +110,7 @@ class Engine:
                 return hit
             at = self.clock() if now is None else now
             result = Result(
-                dashboard=dashboard(index, self._state(index, period, at), filter),
+                dashboard=dashboard(index, self._state(index, period, at, filter), filter),
                 now=at,
                 data_version=index.version,
                 computed_at=datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -141,14 +141,37 @@ class Engine:
             return None
         return Result(result.dashboard, result.now, result.data_version, result.computed_at, cached=True)
 
-    def _state(self, index: TradeIndex, period: Period, now: int) -> PeriodState:
-        """The traders' activity for (period, now): kept, moved forward by an import, or computed."""
-        key = (period, now)
+    def _state(self, index: TradeIndex, period: Period, now: int, filter: Filter) -> PeriodState:
+        """The activity of the traders of `filter` (or of everyone) for (period, now): kept, moved
+        forward by an import, or computed. A population alone is computed only for itself; everyone
+        is joined from the two populations where one is kept, so no trader is looked up twice."""
+        everyone = self._kept(index, period, now, Filter.ALL)
+        if everyone is not None:
+            return everyone
+        if filter is not Filter.ALL:
+            return self._kept(index, period, now, filter) or self._keep(
+                PeriodState.of(index, period, now, filter)
+            )
+        parts = [self._kept(index, period, now, f) for f in (Filter.HUMANS, Filter.AGENTS)]
+        if parts == [None, None]:
+            return self._keep(PeriodState.of(index, period, now))
+        humans, agents = (
+            part or PeriodState.of(index, period, now, f)
+            for part, f in zip(parts, (Filter.HUMANS, Filter.AGENTS), strict=True)
+        )
+        return self._keep(PeriodState.joined(humans, agents))
+
+    def _kept(self, index: TradeIndex, period: Period, now: int, held: Filter) -> PeriodState | None:
+        """The kept state of `held` for (period, now), moved to the index's version; None if there is
+        none or it cannot be moved forward."""
         with self._cache_lock:
-            kept = self._states.get(key)
+            kept = self._states.get((period, now, held))
         state = kept.advanced(index) if kept is not None else None
-        if state is None:
-            state = PeriodState.of(index, period, now)
+        return None if state is None else self._keep(state)
+
+    def _keep(self, state: PeriodState) -> PeriodState:
+        """Keep the state (the most recent STATE_ENTRIES are kept) and return it."""
+        key = (state.period, state.now, state.held)
         with self._cache_lock:
             self._states[key] = state
             self._states.move_to_end(key)

@@ -1,9 +1,11 @@
 """The metric definitions of CONTRACT.md sections 4 and 5, computed from a `TradeIndex`.
 
 Pure functions: no clock, no I/O, no cache. The expensive part of a dashboard is each trader's
-activity over the windows W, W', W'' and the last bucket; a `PeriodState` holds it for every trader
-at one (period, now), so the three filters are slices of one state, and an import moves a state
-forward by just the new trades (`PeriodState.advanced`).
+activity over the windows W, W', W'' and the last bucket; a `PeriodState` holds it for the traders of
+one population at one (period, now). A state of everyone serves the three filters as slices of it;
+a dashboard of humans or agents alone needs only that population's state (about half the work), and
+the two join into everyone's. An import moves a state forward by just the new trades
+(`PeriodState.advanced`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ class Activity:
         """The same figures for a contiguous range of the traders (views: nothing is copied)."""
         return Activity(self.trades[users], self.volume[users], self.pnl[users])
 
+    def joined(self, other: Activity) -> Activity:
+        """These traders' figures followed by the other's."""
+        return Activity(*(np.concatenate(pair) for pair in zip(self.figures(), other.figures(), strict=True)))
+
+    def figures(self) -> tuple[I64, I64, I64]:
+        """Trade counts, volumes and profits."""
+        return self.trades, self.volume, self.pnl
+
     def plus(self, slot: I64, volume: I64, pnl: I64) -> Activity:
         """These figures with more trades added (`slot`: each trade's trader position)."""
         n = self.trades.size
@@ -62,9 +72,10 @@ class Activity:
 
 @dataclass(frozen=True, slots=True)
 class PeriodState:
-    """Every trader's activity for one period at one instant: trade count, volume and profit over W
-    and W', and only whether they traded over W'' (for the previous retention) and W's last bucket
-    (for its distinct users). Only W and W' need the prefix sums, which is where the memory traffic is.
+    """The activity of every trader of a population for one period at one instant: trade count,
+    volume and profit over W and W', and only whether they traded over W'' (for the previous
+    retention) and W's last bucket (for its distinct users). Only W and W' need the prefix sums,
+    which is where the memory traffic is.
 
     The traders are held humans first, then agents (each in id order), so a population is a
     contiguous range of every array: `split` humans, then the agents.
@@ -73,6 +84,8 @@ class PeriodState:
     version: int
     period: Period
     now: int
+    held: Filter
+    """The population whose traders the state holds (ALL: both kinds)."""
     traders: tuple[I64, I64, I64]
     """The index's `traders` this state was laid out from (a new tuple means a new layout)."""
     users: I64
@@ -87,30 +100,61 @@ class PeriodState:
     """Who traded in W'' and in W's last bucket."""
 
     @classmethod
-    def of(cls, index: TradeIndex, period: Period, now: int) -> PeriodState:
-        """Computed from scratch: a directory lookup per trader and span boundary."""
+    def of(cls, index: TradeIndex, period: Period, now: int, held: Filter = Filter.ALL) -> PeriodState:
+        """Computed from scratch for the traders of `held`: a directory lookup per trader and span
+        boundary."""
         w, w1, w2 = windows(period, now)
         tail = (w.start + (w.count - 1) * w.size, w.end)
         summed, marked = ((w.start, w.end), (w1.start, w1.end)), ((w2.start, w2.end), tail)
-        humans, agents, _ = index.traders
-        users = np.concatenate([humans, agents])
+        humans = index.traders[0]
+        kept = [index.traders[kind] for kind in KINDS[held]]
+        users = kept[0] if len(kept) == 1 else np.concatenate(kept)
         sums, traded = index.totals(users, summed, marked)
         cur, prev = (Activity(*found) for found in sums)
         return cls(
             index.version,
             period,
             now,
+            held,
             index.traders,
             users,
             index.capital[users],
-            humans.size,
+            humans.size if 0 in KINDS[held] else 0,
             (*summed, *marked),
             (cur, prev),
             (traded[0], traded[1]),
         )
 
+    @classmethod
+    def joined(cls, humans: PeriodState, agents: PeriodState) -> PeriodState:
+        """The state of everyone, from the states of the humans and of the agents (same version,
+        period, instant and layout)."""
+        if (humans.held, agents.held) != (Filter.HUMANS, Filter.AGENTS) or (
+            humans.version,
+            humans.period,
+            humans.now,
+            humans.traders,
+        ) != (agents.version, agents.period, agents.now, agents.traders):
+            raise ValueError("only a humans state and an agents state of one version and instant join")
+
+        flags: list[Flags] = [np.concatenate(pair) for pair in zip(humans.traded, agents.traded, strict=True)]
+        return replace(
+            humans,
+            held=Filter.ALL,
+            users=np.concatenate([humans.users, agents.users]),
+            capital=np.concatenate([humans.capital, agents.capital]),
+            acts=(humans.acts[0].joined(agents.acts[0]), humans.acts[1].joined(agents.acts[1])),
+            traded=(flags[0], flags[1]),
+        )
+
+    def covers(self, filter: Filter) -> bool:
+        """Does the state hold every trader of `filter`?"""
+        return self.held is Filter.ALL or filter is self.held
+
     def population(self, filter: Filter) -> slice:
         """The range of the traders that `filter` keeps."""
+        if not self.covers(filter):
+            raise ValueError(f"a state of {self.held.value} does not hold the {filter.value}")
         if filter is Filter.HUMANS:
             return slice(0, self.split)
         if filter is Filter.AGENTS:
@@ -126,11 +170,11 @@ class PeriodState:
         new = index.latest
         user, ts = new.key >> SHIFT, new.key & TS_MASK
         humans, agents, _ = self.traders
-        slot = np.where(
-            index.kind[user] == 0, np.searchsorted(humans, user), self.split + np.searchsorted(agents, user)
-        )
+        kind = index.kind[user]
+        slot = np.where(kind == 0, np.searchsorted(humans, user), self.split + np.searchsorted(agents, user))
         volume, pnl = new.volumes(), new.pnls()
-        inside = [(ts >= a) & (ts <= b) for a, b in self.spans]
+        held = np.isin(kind, KINDS[self.held])
+        inside = [held & (ts >= a) & (ts <= b) for a, b in self.spans]
         acts = [
             act.plus(slot[mine], volume[mine], pnl[mine]) if mine.any() else act
             for act, mine in zip(self.acts, inside[:2], strict=True)
@@ -262,14 +306,14 @@ def series(
     trades = np.concatenate([trades, np.zeros((2, 1), dtype=np.int64)], axis=1)
     distinct = np.concatenate([distinct, np.zeros((2, 1), dtype=np.int64)], axis=1)
     for k, population in ((0, Filter.HUMANS), (1, Filter.AGENTS)):
+        if k not in KINDS[filter]:
+            volume[k] = trades[k] = distinct[k] = 0
+            continue
         mine = state.population(population)
         current = state.acts[0].part(mine)
         volume[k, -1] = int(current.volume.sum()) - int(volume[k, :-1].sum())
         trades[k, -1] = int(current.trades.sum()) - int(trades[k, :-1].sum())
         distinct[k, -1] = int(np.count_nonzero(state.traded[1][mine]))
-    for k in (0, 1):
-        if k not in KINDS[filter]:
-            volume[k] = trades[k] = distinct[k] = 0
     vol_points, user_points = [], []
     for i, ts in enumerate(window.bucket_starts()):
         stamp = iso(ts)
@@ -302,8 +346,9 @@ def _card(label: str, suffix: str, value: Figure | None, previous: Figure | None
 
 
 def compute(index: TradeIndex, filter: Filter, period: Period, now: int) -> Dashboard:
-    """The dashboard for (filter, period) evaluated at `now`, exactly as CONTRACT.md defines it."""
-    return dashboard(index, PeriodState.of(index, period, now), filter)
+    """The dashboard for (filter, period) evaluated at `now`, exactly as CONTRACT.md defines it
+    (from the state of that population alone)."""
+    return dashboard(index, PeriodState.of(index, period, now, filter), filter)
 
 
 def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboard:

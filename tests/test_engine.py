@@ -136,9 +136,11 @@ def test_dashboards_moved_forward_by_an_import_equal_ones_computed_afresh(
     computed_afresh: list[Period] = []
     of = PeriodState.of.__func__  # type: ignore[attr-defined]
 
-    def counting(cls: type[PeriodState], index: TradeIndex, period: Period, now: int) -> PeriodState:
+    def counting(
+        cls: type[PeriodState], index: TradeIndex, period: Period, now: int, held: Filter = Filter.ALL
+    ) -> PeriodState:
         computed_afresh.append(period)
-        return of(cls, index, period, now)  # type: ignore[no-any-return]
+        return of(cls, index, period, now, held)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(PeriodState, "of", classmethod(counting))
     engine = Engine(demo_store, clock=lambda: NOW, max_age=3600)
