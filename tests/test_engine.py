@@ -130,6 +130,56 @@ def test_an_import_by_another_process_shows_in_the_next_dashboard(demo_store: St
     engine.close()
 
 
+def test_a_population_is_computed_alone_and_everyone_is_joined_from_the_two(
+    demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    computed: list[tuple[Period, Filter]] = []
+    of = PeriodState.of.__func__  # type: ignore[attr-defined]
+
+    def counting(
+        cls: type[PeriodState], index: TradeIndex, period: Period, now: int, held: Filter = Filter.ALL
+    ) -> PeriodState:
+        computed.append((period, held))
+        return of(cls, index, period, now, held)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(PeriodState, "of", classmethod(counting))
+    engine = Engine(demo_store, clock=lambda: NOW, max_age=3600)
+    boards = {
+        (f, Period.D7): engine.dashboard(f, Period.D7) for f in (Filter.HUMANS, Filter.AGENTS, Filter.ALL)
+    }
+    boards[Filter.HUMANS, Period.H24] = engine.dashboard(Filter.HUMANS, Period.H24)
+    boards[Filter.ALL, Period.H24] = engine.dashboard(Filter.ALL, Period.H24)
+    # everyone's state is joined from the two populations', computing only the one not kept
+    assert computed == [
+        (Period.D7, Filter.HUMANS),
+        (Period.D7, Filter.AGENTS),
+        (Period.H24, Filter.HUMANS),
+        (Period.H24, Filter.AGENTS),
+    ]
+    fresh = TradeIndex.load(demo_store)
+    assert {key: board.to_wire() for key, board in boards.items()} == {
+        (f, p): compute(fresh, f, p, NOW).to_wire() for f, p in boards
+    }
+    # an import moves the joined state forward, and it serves both populations
+    with demo_store.read() as conn:
+        agent = conn.execute("SELECT user_id FROM users WHERE kind = 1 ORDER BY id LIMIT 1").fetchone()[0]
+    path = tmp_path / "more.csv"
+    path.write_text(
+        "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
+        f"m1,{a_human(demo_store)},{iso(NOW - 60)},7.5,1\nm2,{agent},{iso(NOW - 86_400 * 8)},3,-2\n"
+    )
+    import_files(demo_store, trades=path)
+    computed.clear()
+    after = {key: engine.dashboard(*key).to_wire() for key in boards}
+    assert computed == []
+    fresh = TradeIndex.load(demo_store)
+    assert after == {(f, p): compute(fresh, f, p, NOW).to_wire() for f, p in boards}
+    assert after != {key: board.to_wire() for key, board in boards.items()}
+    with pytest.raises(ValueError, match="does not hold the agents"):
+        PeriodState.of(fresh, Period.D7, NOW, Filter.HUMANS).population(Filter.AGENTS)
+    engine.close()
+
+
 def test_dashboards_moved_forward_by_an_import_equal_ones_computed_afresh(
     demo_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
