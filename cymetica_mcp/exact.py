@@ -61,10 +61,17 @@ def _as_float(x: Fraction) -> float:
     return 0.0 if value == 0 else value
 
 
-def mean_ratio(numerators: NDArray[np.int64], denominators: NDArray[np.int64], scale: int) -> Approx:
-    """mean of scale * n_i / d_i (every d_i > 0), as an Approx whose exact value is a Fraction."""
+def mean_ratio(
+    numerators: NDArray[np.int64],
+    denominators: NDArray[np.int64],
+    scale: int,
+    terms: NDArray[np.float64] | None = None,
+) -> Approx:
+    """mean of scale * n_i / d_i (every d_i > 0), as an Approx whose exact value is a Fraction
+    (`terms`: those ratios in floating point, `(float(scale) * n) / d`, when the caller has them)."""
     count = len(numerators)
-    terms = scale * numerators.astype(np.float64) / denominators.astype(np.float64)
+    if terms is None:
+        terms = (float(scale) * numerators) / denominators
     value = float(terms.sum()) / count
     magnitude = float(np.abs(terms).sum()) / count
     err = (magnitude + abs(value)) * _REL + 1e-300

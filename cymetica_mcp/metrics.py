@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Final
 
 import numpy as np
+from numpy.typing import NDArray
 
 from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
 from cymetica_mcp.index import I64, SHIFT, TS_MASK, Flags, TradeIndex, group_sum
@@ -37,7 +38,13 @@ ROI_RANGES: Final = (
 )  # fmt: skip
 KINDS: Final[dict[Filter, tuple[int, ...]]] = {Filter.ALL: (0, 1), Filter.HUMANS: (0,), Filter.AGENTS: (1,)}
 _INT64_ROI_SAFE: Final = 2**55
-_ROI_BOUNDS_F: Final = np.array(ROI_BOUNDS, dtype=np.float64)
+_ROI_FLOORS: Final = (ROI_BOUNDS[0] - 1, ROI_BOUNDS[-1])
+_ROI_SLOT_OF_FLOOR: Final = np.array(
+    [sum(bound <= k for bound in ROI_BOUNDS) for k in range(_ROI_FLOORS[0], _ROI_FLOORS[1] + 1)],
+    dtype=np.int64,
+)
+"""Entry k - _ROI_FLOORS[0]: how many bounds are <= k (the range of any ROI whose floor is k; the
+bounds are whole numbers)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,13 +201,14 @@ class PeriodState:
 @dataclass(frozen=True, slots=True)
 class Traders:
     """The active users of one window and population: how many, their volume and capital, and the
-    profit and capital of those with capital (the ROI figures are over them)."""
+    profit, capital and floating-point ROI (%) of those with capital (the ROI figures are over them)."""
 
     count: int
     volume: int
     capital: int
     pnl: I64
     with_capital: I64
+    roi: NDArray[np.float64]
 
     @classmethod
     def of(cls, act: Activity, capital: I64) -> Traders:
@@ -215,7 +223,8 @@ class Traders:
         total = sum(mine.tolist()) if wraps else int(mine.sum())
         keep = active[mine > 0]
         # users without a trade in the window have volume 0: the sum over everyone is the active users'
-        return cls(count, int(act.volume.sum()), total, act.pnl.take(keep), capital.take(keep))
+        pnl, with_capital = act.pnl.take(keep), capital.take(keep)
+        return cls(count, int(act.volume.sum()), total, pnl, with_capital, (100.0 * pnl) / with_capital)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +243,7 @@ def card_values(traders: Traders) -> CardValues:
     if traders.count == 0:
         return CardValues(Fraction(0), volume, None, None)
     avg_capital = Fraction(traders.capital, traders.count * MICRO)
-    avg_roi = mean_ratio(traders.pnl, traders.with_capital, 100) if traders.pnl.size else None
+    avg_roi = mean_ratio(traders.pnl, traders.with_capital, 100, traders.roi) if traders.pnl.size else None
     return CardValues(Fraction(traders.count), volume, avg_capital, avg_roi)
 
 
@@ -253,7 +262,7 @@ def distribution(traders: Traders) -> list[ProfitabilityBucket]:
     counts = [0] * len(ROI_RANGES)
     if pnl.size:
         if int(np.abs(pnl).max()) < _INT64_ROI_SAFE and int(capital.max()) < _INT64_ROI_SAFE:
-            counts = np.bincount(_roi_slots(pnl, capital), minlength=len(ROI_RANGES)).tolist()
+            counts = np.bincount(_roi_slots(pnl, capital, traders.roi), minlength=len(ROI_RANGES)).tolist()
         else:
             for p, c in zip(pnl.tolist(), capital.tolist(), strict=True):
                 counts[sum(100 * p >= bound * c for bound in ROI_BOUNDS)] += 1
@@ -262,29 +271,29 @@ def distribution(traders: Traders) -> list[ProfitabilityBucket]:
     ]
 
 
-def _roi_slots(pnl: I64, capital: I64) -> I64:
+def _roi_slots(pnl: I64, capital: I64, roi: NDArray[np.float64] | None = None) -> I64:
     """Per user: how many ROI bounds b have 100·pnl >= b·capital (the range index), exactly.
 
-    Placed by the floating-point ROI, then checked in integers wherever the ROI lies so near a bound
-    that the float could fall on the wrong side of it (values below 2^55 keep the products exact).
-    The float is within a few ulps of the ROI; a user is in doubt when moving it by a billionth
-    (relative, at least 1e-9 absolute) changes its range. Comparisons with each of the seven bounds
-    are used instead of a binary search, which is several times slower on this many values."""
-    roi = (100 * pnl) / capital
+    Placed by the floor of the floating-point ROI (`roi`, computed here when not given), then checked
+    in integers wherever the ROI lies so near a whole number that the float could fall on the wrong
+    side of it (values below 2^55 keep the products exact). The float is within a few ulps of the
+    ROI; a user is in doubt when moving it by a billionth (relative, at least 1e-9 absolute) changes
+    its floor. The bounds are whole numbers, so a table indexed by the floor gives the range: a few
+    passes over the users, where a binary search or a comparison with each bound takes several times
+    longer."""
+    if roi is None:
+        roi = (100.0 * pnl) / capital
     tolerance = np.abs(roi)
     np.maximum(tolerance, 1.0, out=tolerance)
     tolerance *= 1e-9
-    low, high = roi - tolerance, roi + tolerance
-    slots = np.zeros(roi.size, dtype=np.int64)
-    doubt = np.zeros(roi.size, dtype=np.bool_)
-    for bound in _ROI_BOUNDS_F:
-        above = low >= bound
-        slots += above
-        doubt |= above != (high >= bound)
-    where = np.flatnonzero(doubt)
-    if where.size:
-        p, c = pnl[where], capital[where]
-        slots[where] = sum(((100 * p) >= (bound * c)).astype(np.int64) for bound in ROI_BOUNDS)
+    low = np.floor(roi - tolerance)
+    high = np.floor(roi + tolerance)
+    doubt = np.flatnonzero(low != high)
+    np.clip(low, *_ROI_FLOORS, out=low)
+    slots: I64 = _ROI_SLOT_OF_FLOOR.take(low.astype(np.int64) - _ROI_FLOORS[0])
+    if doubt.size:
+        p, c = pnl[doubt], capital[doubt]
+        slots[doubt] = sum(((100 * p) >= (bound * c)).astype(np.int64) for bound in ROI_BOUNDS)
     return slots
 
 
