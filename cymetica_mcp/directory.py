@@ -16,6 +16,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from cymetica_mcp.timeline import Timeline
+
 HOUR: Final = 3_600
 DAY: Final = 86_400
 MIN_SLOTS: Final = 8
@@ -70,8 +72,11 @@ class Directory:
         )
         return cls(shift, width, first, slots, first <= first_data, table)
 
-    def left(self, key: I64, users: I64, ts: int) -> I64 | None:
-        """For each user, the position of its first trade with time >= ts; None outside the directory."""
+    def left(self, key: I64, users: I64, ts: int, timeline: Timeline | None = None) -> I64 | None:
+        """For each user, the position of its first trade with time >= ts; None outside the directory.
+
+        Inside a slot: the position at its start plus the user's trades of the slot before ts,
+        counted from the `timeline` where it holds them, else read from the user's trades."""
         slot, into = divmod(ts, self.width)
         column = slot - self.first
         rows = np.minimum(users, self.table.shape[1] - 1)
@@ -82,9 +87,22 @@ class Directory:
         lo = self._column(rows, column)
         if into == 0:
             return lo
+        if timeline is not None and timeline.covers(ts - into):
+            return lo + timeline.counts(rows, ts - into, ts, self.table.shape[1])
         length = self._column(rows, column + 1) - lo
         # the user's trades of that slot earlier than ts: keys below (user, ts)
         return lo + count_below(key, lo, length, (users << self.shift) + ts)
+
+    def counted(self, ts: int, timeline: Timeline | None) -> bool | None:
+        """None where `left` answers nothing for ts; else whether it answers from columns alone (and
+        the timeline's count inside a slot), reading no user's trades."""
+        slot, into = divmod(ts, self.width)
+        column = slot - self.first
+        if column < 0:
+            return True if self.complete else None
+        if column >= self.slots or into == 0:
+            return True
+        return timeline is not None and timeline.covers(ts - into)
 
     def bracket(self, users: I64, ts: int) -> tuple[I64, I64] | None:
         """Per user: the positions of their first trade at or after the start of ts's slot and of the

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from cymetica_mcp.directory import DAY, HOUR, Directory
 from cymetica_mcp.store import Store, chunks
+from cymetica_mcp.timeline import Timeline
 
 SHIFT: Final = 34
 """key = user << SHIFT | ts: ts < 2^33 (imports refuse later times), bucket ends < 2^34."""
@@ -48,6 +49,11 @@ recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 
 boundary of a 24h dashboard and the partial last hour of every window are column reads; 6-hourly
 31 days (25 MB), every start of a 7d dashboard and its previous two windows, and the end of a 30d
 dashboard's previous window; daily 160 days (32 MB)."""
+
+TIMELINE_WIDTH: Final = 6 * HOUR
+"""The main run's timeline holds the trades of the slots of its directory of this width (31 days at
+50k users: 3.3M of 10M trades, 20 MB): every time inside an hourly or 6-hourly slot is then counted
+from the trades since the slot's start."""
 
 PARALLEL_TRADES: Final = 750_000
 """From about this many trades a cold dashboard's boundary lookups are long enough (and wait on memory
@@ -157,6 +163,7 @@ class Run:
     cum: NDArray[np.int64]
     """Shape (trades + 1, 2): row i holds the volume and pnl sums of the trades before position i."""
     directories: tuple[Directory, ...] = ()
+    timeline: Timeline | None = None
 
     @classmethod
     def of(cls, key: I64, volume: I64, pnl: I64) -> Run:
@@ -183,14 +190,17 @@ class Run:
         return cls(key, cum)
 
     def with_directory(self) -> Run:
-        """This run with its directories, for the large main run that most queries search."""
+        """This run with its directories and timeline, for the large main run that most queries search."""
         built = (Directory.build(self.key, SHIFT, width, cells) for width, cells in DIRECTORIES)
-        return replace(self, directories=tuple(d for d in built if d is not None))
+        directories = tuple(d for d in built if d is not None)
+        recent = next((d for d in directories if d.width == TIMELINE_WIDTH), None)
+        timeline = None if recent is None else Timeline.build(self.key, SHIFT, recent.width, recent.first)
+        return replace(self, directories=directories, timeline=timeline)
 
     def left(self, users: I64, ts: int) -> I64:
         """Per user: the position of their first trade with time >= ts."""
         for directory in self.directories:
-            found = directory.left(self.key, users, ts)
+            found = directory.left(self.key, users, ts, self.timeline)
             if found is not None:
                 return found
         # outside the stored range, so the same answer, never another user's key
@@ -256,8 +266,12 @@ class Run:
 
     def _traded(self, users: I64, first: I64, end: int) -> Flags:
         """Per user: is their trade at position `first` (their first at or after some start) at or
-        before `end`? Any trade before the start of end's slot is; within that slot, the earliest
-        candidate is the only one to read."""
+        before `end`? Where the position at end + 1 costs no read of the users' trades, it is
+        compared with `first`; otherwise any trade before the start of end's slot is, and within
+        that slot, the earliest candidate is the only one to read."""
+        if self._counted(end + 1):
+            found: Flags = self.left(users, end + 1) > first
+            return found
         for directory in self.directories:
             bracket = directory.bracket(users, end + 1)
             if bracket is None:
@@ -268,8 +282,15 @@ class Run:
             check = np.flatnonzero(~traded & (earliest < hi))
             traded[check] = (self.key[earliest[check]] & TS_MASK) <= end
             return traded
-        found: Flags = self.left(users, end + 1) > first
-        return found
+        return self.left(users, end + 1) > first
+
+    def _counted(self, ts: int) -> bool:
+        """Is every user's position at ts found from directory columns (and the timeline) alone?"""
+        for directory in self.directories:
+            counted = directory.counted(ts, self.timeline)
+            if counted is not None:
+                return counted
+        return False
 
     def neighbours(self, key: I64) -> tuple[I64, I64]:
         """For each key: the time of the same user's latest trade at or before it and of the next one
