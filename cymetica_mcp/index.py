@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cymetica_mcp.directory import DAY, HOUR, Directory
-from cymetica_mcp.store import Store, chunks
+from cymetica_mcp.store import Store, chunks, totals
 from cymetica_mcp.timeline import Timeline
 
 SHIFT: Final = 34
@@ -36,7 +36,7 @@ SHIFT: Final = 34
 TS_MASK: Final = (1 << SHIFT) - 1
 SIZES: Final = (3_600, 21_600, 86_400)
 FLOAT_EXACT: Final = 2**53
-INT64_SAFE: Final = 2**62
+INT64_SAFE: Final = totals.LIMIT
 DELTA_MIN: Final = 1 << 18
 SLICE: Final = 1 << 20
 """Trades taken at a time where a whole run would need many large temporaries (rollups)."""
@@ -136,10 +136,14 @@ def group_sum(groups: I64, values: I64, n: int) -> I64:
 
 
 def _refuse_overflow(values: I64) -> None:
-    """Refuse a column whose running total could overflow 64 bits."""
+    """Refuse a column whose running total could overflow 64 bits: |values| summing to INT64_SAFE
+    or more (imports refuse trades that would take a store there: `store.totals`)."""
     if values.size:
         largest = max(abs(int(values.min())), abs(int(values.max())))
-        if largest * values.size >= INT64_SAFE and float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE:
+        if largest * values.size < INT64_SAFE:
+            return
+        near = float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE * (1 - 1e-9)
+        if near and sum(abs(v) for v in values.tolist()) >= INT64_SAFE:  # exact where the float may err
             raise OverflowError(
                 "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
             )

@@ -27,7 +27,7 @@ import numpy as np
 
 from cymetica_mcp import blocks
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.store import Store, chunks
+from cymetica_mcp.store import Store, chunks, totals
 
 Format = Literal["csv", "jsonl"]
 
@@ -405,6 +405,8 @@ class _TradeSink:
         self.batch: list[tuple[str, int, int, int, int]] = []
         self.seen = 0
         self.last_id = self._newest()
+        self.before_id = self.last_id
+        self.volume_added = self.abs_pnl_added = 0  # micro-USDC, over the trades inserted so far
         self.users_named = np.zeros(max(ids.values(), default=0) + 1, dtype=np.bool_)
         # whole blocks go in many rows a statement: far fewer steps than one statement a row
         per = max(1, min(ROWS_PER_STATEMENT, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 5))
@@ -462,6 +464,7 @@ class _TradeSink:
                 ).fetchone()[0]
             if found != len(named):
                 raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
+            totals.add(self.conn, self.volume_added, self.abs_pnl_added, self.before_id)
 
     def _flush(self) -> None:
         before = self.conn.total_changes
@@ -480,19 +483,27 @@ class _TradeSink:
         self.users_named[refs] = True
 
     def _chunk(self, inserted: int, rows: blocks.TradeBlock | None) -> None:
-        """Pack the columns of the rows just inserted (not those already present) into a chunk."""
+        """Pack the columns of the rows just inserted (not those already present) into a chunk, and
+        add their volume and |pnl| to the import's totals."""
         self.report.trades_inserted += inserted
         newest = self._newest()
-        if newest == self.last_id + inserted:  # the new rows hold ids last_id+1 .. newest, in order
-            if rows is not None and inserted == rows.lines:
-                chunks.append_columns(
-                    self.conn, self.last_id + 1, rows.user_ref, rows.ts, rows.volume, rows.pnl
-                )
-            elif rows is None and inserted == len(self.batch):
-                chunks.append(self.conn, self.last_id + 1, [row[1:] for row in self.batch])
-            else:
-                chunks.append(self.conn, self.last_id + 1, chunks.inserted_rows(self.conn, self.last_id))
-        # otherwise no chunk: readers then take these rows from `trades` itself
+        contiguous = newest == self.last_id + inserted  # the new rows hold ids last_id+1 .. newest
+        if rows is not None and inserted == rows.lines:
+            volume, pnl = rows.volume, rows.pnl
+            if contiguous:
+                chunks.append_columns(self.conn, self.last_id + 1, rows.user_ref, rows.ts, volume, pnl)
+        else:
+            every = rows is None and inserted == len(self.batch)
+            written = (
+                [row[1:] for row in self.batch] if every else chunks.inserted_rows(self.conn, self.last_id)
+            )
+            if contiguous:
+                chunks.append(self.conn, self.last_id + 1, written)
+            # otherwise no chunk: readers then take these rows from `trades` itself
+            table = np.array(written, dtype=np.int64).reshape(-1, 4)
+            volume, pnl = table[:, 2], table[:, 3]
+        self.volume_added += totals.exact_sum(volume)
+        self.abs_pnl_added += totals.exact_sum(np.abs(pnl))
         self.last_id = newest
 
     def _newest(self) -> int:

@@ -365,3 +365,14 @@ def test_lookups_shared_with_the_helper_thread_give_the_same_dashboards(
     monkeypatch.setattr(index_module.Run, "left", noting)
     assert [every_dashboard(index, now) for now in instants] == alone
     assert len(threads) == 2
+
+
+def test_running_sums_are_refused_exactly_at_the_engine_range() -> None:
+    """Imports keep each total below 2^62 micro-USDC; the engine accepts exactly that (the float
+    estimate of a total just below it rounds up to it)."""
+    zeros = np.zeros(2, dtype=np.int64)
+    below = np.array([2**61, 2**61 - 1], dtype=np.int64)
+    assert int(index_module._prefix(below, zeros)[-1, 0]) == 2**62 - 1
+    assert int(index_module._prefix(zeros, -below)[-1, 1]) == -(2**62) + 1
+    with pytest.raises(OverflowError, match="beyond this engine's exact range"):
+        index_module._prefix(below + np.array([0, 1]), zeros)

@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.index import TradeIndex
 from cymetica_mcp.ingest import MAX_LISTED_ERRORS, ImportRefused, import_files
+from cymetica_mcp.metrics import compute
+from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
+
+from .conftest import NOW
 
 USERS = "user_id,kind,capital_usdc,created_at\n"
 TRADES = "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
@@ -260,3 +265,79 @@ def test_deeply_nested_json_is_a_bad_row(store: Store, tmp_path: Path) -> None:
     with pytest.raises(ImportRefused) as refused:
         import_files(store, users=path)
     assert refused.value.errors[0].line == 1
+
+
+BIG = "999999999999"  # the largest whole amount a row may hold: 1e12 USDC less 1
+
+
+def big_trades(folder: Path, name: str, ids: range, fmt: str = "csv") -> Path:
+    """Trades of alice's of BIG USDC each (pnl -1): four of them and the seeded one fit the engine's
+    range, five do not."""
+    fields = [(f"big{i}", "alice", "2026-03-20T10:00:00Z", BIG, "-1") for i in ids]
+    if fmt == "jsonl":
+        lines = [json.dumps(dict(zip(TRADES.strip().split(","), f, strict=True))) for f in fields]
+        return write(folder, name, "\n".join(lines) + "\n")
+    return write(folder, name, TRADES + "".join(",".join(f) + "\n" for f in fields))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])  # the block reader and the row reader
+def test_an_import_taking_the_totals_past_the_engine_range_is_refused_and_changes_nothing(
+    seeded: Store, tmp_path: Path, fmt: str
+) -> None:
+    import_files(seeded, trades=big_trades(tmp_path, f"t1.{fmt}", range(4), fmt))
+    before = content(seeded)
+    # 4 + 1 trades of 1e12 USDC pass 2^62 micro-USDC (4.6e12 USDC): the fifth is refused
+    with pytest.raises(AnalyticsError) as refused:
+        import_files(seeded, trades=big_trades(tmp_path, f"t2.{fmt}", range(4, 5), fmt))
+    assert refused.value.code == "import_refused"
+    assert "5,000,000,000,095.000000 USDC of volume and 10.000000 USDC of |pnl|" in refused.value.message
+    assert "4,611,686,018,427.387904 USDC" in refused.value.message
+    assert "the store is unchanged" in refused.value.message
+    assert content(seeded) == before
+    # and the store stays one the engine computes
+    figures = compute(TradeIndex.load(seeded), Filter.ALL, Period.H24, NOW).metrics
+    assert figures.trading_volume.value == 4 * float(BIG) + 100
+
+
+@pytest.mark.parametrize(("volume", "pnl"), [(BIG, "0"), ("0.000001", f"-{BIG}")])
+def test_one_file_past_the_engine_range_is_refused_whole(
+    store: Store, tmp_path: Path, volume: str, pnl: str
+) -> None:
+    import_files(store, write(tmp_path, "u.csv", USERS + "alice,human,1,2026-01-01T00:00:00Z\n"))
+    before = content(store)
+    trades = "".join(f"big{i},alice,2026-03-20T10:00:00Z,{volume},{pnl}\n" for i in range(5))
+    with pytest.raises(AnalyticsError, match="the range the engine sums exactly"):
+        import_files(store, trades=write(tmp_path, "t.csv", TRADES + trades))
+    assert content(store) == before
+
+
+def test_the_kept_totals_count_only_inserted_trades_and_are_summed_for_an_older_store(
+    seeded: Store, tmp_path: Path
+) -> None:
+    def kept() -> tuple[object, ...]:
+        found = dict(rows(seeded, "SELECT key, value FROM meta WHERE key LIKE 'trade_%'"))
+        return found.get("trade_volume_micro"), found.get("trade_abs_pnl_micro")
+
+    def summed() -> tuple[object, ...]:
+        return rows(seeded, "SELECT sum(volume_micro), sum(abs(pnl_micro)) FROM trades")[0]
+
+    with seeded.write() as conn:  # a store written before the totals were kept
+        conn.execute("DELETE FROM meta WHERE key LIKE 'trade_%'")
+    import_files(seeded, trades=write(tmp_path, "t1.csv", TRADES + "t2,alice,2026-03-20T10:00:00Z,3,-7\n"))
+    assert kept() == summed() == (103_000_000, 12_000_000)
+    # t1 and t2 are present already: only t3 counts (the block reader, then the row reader)
+    again = [
+        "t1,alice,2026-03-20T10:00:00Z,100,5",
+        "t3,bot1,2026-03-20T11:00:00Z,0.5,-0.25",
+        "t2,alice,2026-03-20T10:00:00Z,3,-7",
+    ]
+    import_files(seeded, trades=write(tmp_path, "t2.csv", TRADES + "\n".join(again) + "\n"))
+    t4 = {
+        "trade_id": "t4",
+        "user_id": "bot1",
+        "ts": "2026-03-20T11:00:00Z",
+        "volume_usdc": "1",
+        "pnl_usdc": "2",
+    }
+    import_files(seeded, trades=write(tmp_path, "t3.jsonl", json.dumps(t4) + "\n"))
+    assert kept() == summed() == (104_500_000, 14_250_000)
