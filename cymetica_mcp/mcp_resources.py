@@ -11,7 +11,7 @@ may have changed, so subscribers are told `notifications/resources/updated` for 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import anyio
@@ -70,14 +70,19 @@ class DashboardUpdates:
         bus: SubscriptionBus,
         *,
         interval: float = POLL_SECONDS,
+        authorize: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._data_version = data_version
         self._bus = bus
         self.interval = interval
+        self._authorize = authorize
         self._subscribers: dict[object, tuple[ServerSession, set[str]]] = {}
 
     async def subscribe(self, ctx: ServerRequestContext[Any], params: SubscribeRequestParams) -> EmptyResult:
-        """`resources/subscribe` (2025-era sessions): remember this connection wants `uri`."""
+        """`resources/subscribe` (2025-era sessions): remember this connection wants `uri`, once
+        `authorize` accepts the caller (as a read of the resource would)."""
+        if self._authorize is not None:
+            await self._authorize()
         uri = _checked(params.uri)
         connection = _connection_of(ctx.session)
         if connection not in self._subscribers:

@@ -218,14 +218,25 @@ class Dashboards:
 
         Failures are protocol errors whose `data` is the failure envelope (see `_protocol_error`).
         """
+        await self.authorize()
         try:
-            await self.credentials.principal()
             result = await self._compute(Filter.parse(filter), Period.parse(period), None)
             return self.encoded.get(result).text
         except AnalyticsError as exc:
             raise _protocol_error(exc) from None
         except Exception:
             log.exception("reading dashboard %s/%s failed", filter, period)
+            raise _protocol_error(AnalyticsError("internal", INTERNAL_MESSAGE)) from None
+
+    async def authorize(self) -> None:
+        """Accept the caller of the current request, or raise the `unauthorized` protocol error (for
+        requests other than the tool, whose refusals are results)."""
+        try:
+            await self.credentials.principal()
+        except AnalyticsError as exc:
+            raise _protocol_error(exc) from None
+        except Exception:
+            log.exception("checking a credential failed")
             raise _protocol_error(AnalyticsError("internal", INTERNAL_MESSAGE)) from None
 
     async def briefing(
@@ -298,7 +309,9 @@ def create_server(
     """The MCP server over `engine`; `api_key` is the stdio credential, `auth` enables HTTP Bearer auth."""
     dashboards = Dashboards(engine, Credentials(authenticator, api_key), admit)
     bus = InMemorySubscriptionBus()
-    updates = DashboardUpdates(engine.data_version, bus, interval=poll_seconds)
+    updates = DashboardUpdates(
+        engine.data_version, bus, interval=poll_seconds, authorize=dashboards.authorize
+    )
     tool = RawArgumentsTool.from_function(
         dashboards.call_tool,
         name=TOOL_NAME,

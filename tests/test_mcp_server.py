@@ -279,11 +279,15 @@ async def test_calls_without_a_valid_key_are_unauthorized(
         bad_filter = await client.call_tool(TOOL_NAME, {"filter": "bots"})
         with pytest.raises(MCPError) as refused:
             await client.read_resource(dashboard_uri(Filter.ALL, Period.H24))
+    async with Client(server, mode="legacy") as client:
+        with pytest.raises(MCPError) as not_subscribed, pytest.warns(MCPDeprecationWarning):
+            await client.subscribe_resource(dashboard_uri(Filter.ALL, Period.H24))
     body = envelope(bad_filter)
     assert body["error"]["code"] == "unauthorized"  # authentication comes before validation
     assert says in body["error"]["message"] and "keys create" in body["error"]["message"]
-    assert refused.value.code == UNAUTHORIZED_RPC_CODE
-    assert refused.value.data["error"]["code"] == "unauthorized"
+    for error in (refused.value, not_subscribed.value):
+        assert error.code == UNAUTHORIZED_RPC_CODE
+        assert error.data["error"]["code"] == "unauthorized"
 
 
 async def test_a_key_revoked_by_another_process_is_refused_on_the_next_call(
