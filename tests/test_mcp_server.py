@@ -275,17 +275,21 @@ async def test_calls_without_a_valid_key_are_unauthorized(
     engine: Engine, authenticator: Authenticator, key: str | None, says: str
 ) -> None:
     server = create_server(engine, authenticator, api_key=key)
+    uri = dashboard_uri(Filter.ALL, Period.H24)
     async with Client(server) as client:
         bad_filter = await client.call_tool(TOOL_NAME, {"filter": "bots"})
         with pytest.raises(MCPError) as refused:
-            await client.read_resource(dashboard_uri(Filter.ALL, Period.H24))
+            await client.read_resource(uri)
+        with pytest.raises(MCPError) as not_listening, anyio.fail_after(5):
+            async with client.listen(resource_subscriptions=[uri]):
+                pass
     async with Client(server, mode="legacy") as client:
         with pytest.raises(MCPError) as not_subscribed, pytest.warns(MCPDeprecationWarning):
-            await client.subscribe_resource(dashboard_uri(Filter.ALL, Period.H24))
+            await client.subscribe_resource(uri)
     body = envelope(bad_filter)
     assert body["error"]["code"] == "unauthorized"  # authentication comes before validation
     assert says in body["error"]["message"] and "keys create" in body["error"]["message"]
-    for error in (refused.value, not_subscribed.value):
+    for error in (refused.value, not_listening.value, not_subscribed.value):
         assert error.code == UNAUTHORIZED_RPC_CODE
         assert error.data["error"]["code"] == "unauthorized"
 
