@@ -155,6 +155,8 @@ def parse_ts(text: object, name: str) -> int:
 
 
 def _text_id(value: object, name: str) -> str:
+    if isinstance(value, _JsonNumber):
+        raise _Bad(f'{name} must be text, a JSON string such as "{value}", got the number {value}')
     if not isinstance(value, str) or not 1 <= len(value) <= 64:
         raise _Bad(f"{name} must be text of 1 to 64 characters, got {_short(value)}")
     return value

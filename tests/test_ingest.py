@@ -133,6 +133,21 @@ def test_json_lines_read_numbers_exactly(store: Store, tmp_path: Path) -> None:
     ]
 
 
+def test_ids_given_as_json_numbers_are_refused_naming_the_string_to_write(
+    store: Store, tmp_path: Path
+) -> None:
+    user = {"user_id": 42, "kind": "human", "capital_usdc": 1, "created_at": "2026-01-01T00:00:00Z"}
+    trade = {"trade_id": 7, "user_id": "u", "ts": "2026-03-20T00:00:00Z", "volume_usdc": 1, "pnl_usdc": 0}
+    users = write(tmp_path, "u.jsonl", json.dumps(user) + "\n" + json.dumps({**user, "user_id": "u"}) + "\n")
+    with pytest.raises(ImportRefused) as refused:
+        import_files(store, users, write(tmp_path, "t.jsonl", json.dumps(trade) + "\n"))
+    assert [(e.file, e.line, e.reason) for e in refused.value.errors] == [
+        ("u.jsonl", 1, 'user_id must be text, a JSON string such as "42", got the number 42'),
+        ("t.jsonl", 1, 'trade_id must be text, a JSON string such as "7", got the number 7'),
+    ]
+    assert rows(store, "SELECT count(*) FROM users") == [(0,)]
+
+
 BAD_TRADES = [
     ("t9,ghost,2026-03-20T10:00:00Z,1,0", "unknown user_id 'ghost'"),
     ("t9,alice,2026-03-20T10:00:00,1,0", "no UTC offset"),
