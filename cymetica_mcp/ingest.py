@@ -331,6 +331,7 @@ def _import_users(
     report: ImportReport,
     progress: Progress | None,
 ) -> None:
+    new: set[int] = set()  # users this file inserted: a later row of theirs wins whole
     for line, row in _rows(path, fmt, USER_FIELDS, errors, progress):
         report.rows += 1
         try:
@@ -341,7 +342,12 @@ def _import_users(
         if errors.total:  # keep validating, stop writing: the transaction will be rolled back
             ids.setdefault(user_id, 0)  # still a known user for the trades file's checks
             continue
-        if user_id in ids:
+        if ids.get(user_id) in new:
+            conn.execute(
+                "UPDATE users SET kind = ?, capital_micro = ?, created_at = ? WHERE id = ?",
+                (kind, capital, created, ids[user_id]),
+            )
+        elif user_id in ids:
             conn.execute(
                 "UPDATE users SET kind = ?, capital_micro = ?, changed_in = ? WHERE id = ?",
                 (kind, capital, version, ids[user_id]),
@@ -353,6 +359,7 @@ def _import_users(
                 (user_id, kind, capital, created, version),
             )
             ids[user_id] = int(cursor.lastrowid or 0)
+            new.add(ids[user_id])
             report.users_inserted += 1
 
 

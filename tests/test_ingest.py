@@ -88,10 +88,15 @@ def test_reimport_is_idempotent_and_users_are_updated(seeded: Store, tmp_path: P
 
 def test_a_user_repeated_in_one_file_takes_the_last_row(store: Store, tmp_path: Path) -> None:
     users = write(
-        tmp_path, "u.csv", USERS + "x,human,1,2026-01-01T00:00:00Z\nx,agent,2,2026-01-01T00:00:00Z\n"
+        tmp_path, "u.csv", USERS + "x,human,1,2026-01-01T00:00:00Z\nx,agent,2,2026-01-02T00:00:00Z\n"
     )
-    import_files(store, users)
-    assert rows(store, "SELECT kind, capital_micro FROM users") == [(1, 2_000_000)]
+    report = import_files(store, users)
+    assert rows(store, "SELECT kind, capital_micro, created_at FROM users") == [(1, 2_000_000, 1767312000)]
+    assert (report.users_inserted, report.users_updated) == (1, 0)  # one new user
+    # a user already stored keeps its created_at: only kind and capital are updated
+    report = import_files(store, write(tmp_path, "u2.csv", USERS + "x,human,3,2026-02-01T00:00:00Z\n"))
+    assert rows(store, "SELECT kind, capital_micro, created_at FROM users") == [(0, 3_000_000, 1767312000)]
+    assert (report.users_inserted, report.users_updated) == (0, 1)
 
 
 def test_times_are_converted_to_utc_and_fractions_dropped(store: Store, tmp_path: Path) -> None:
