@@ -19,6 +19,14 @@ from numpy.typing import NDArray
 _REL: Final = 1e-12  # generous relative bound on float error (actual: < 64 ulps for < 2^30 terms)
 
 
+def exact_sum(values: NDArray[np.int64]) -> int:
+    """The exact sum of a 64-bit column (in Python integers where an int64 sum could wrap)."""
+    if values.size == 0:
+        return 0
+    largest = max(abs(int(values.min())), abs(int(values.max())))
+    return int(values.sum()) if largest * values.size < 2**63 else sum(values.tolist())
+
+
 @dataclass(frozen=True, slots=True)
 class Approx:
     """A float `value` within `err` of an exact value that `exact()` computes."""

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cymetica_mcp.directory import DAY, HOUR, Directory
+from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.store import Store, chunks, totals
 from cymetica_mcp.timeline import Timeline
 
@@ -143,7 +144,7 @@ def _refuse_overflow(values: I64) -> None:
         if largest * values.size < INT64_SAFE:
             return
         near = float(np.abs(values).sum(dtype=np.float64)) >= INT64_SAFE * (1 - 1e-9)
-        if near and sum(abs(v) for v in values.tolist()) >= INT64_SAFE:  # exact where the float may err
+        if near and exact_sum(np.abs(values)) >= INT64_SAFE:  # exact where the float may err
             raise OverflowError(
                 "the store's total volume or |pnl| exceeds 4.6e12 USDC, beyond this engine's exact range"
             )

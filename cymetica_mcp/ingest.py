@@ -27,6 +27,7 @@ import numpy as np
 
 from cymetica_mcp import blocks
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.store import Store, chunks, totals
 
 Format = Literal["csv", "jsonl"]
@@ -511,8 +512,8 @@ class _TradeSink:
             # otherwise no chunk: readers then take these rows from `trades` itself
             table = np.array(written, dtype=np.int64).reshape(-1, 4)
             volume, pnl = table[:, 2], table[:, 3]
-        self.volume_added += totals.exact_sum(volume)
-        self.abs_pnl_added += totals.exact_sum(np.abs(pnl))
+        self.volume_added += exact_sum(volume)
+        self.abs_pnl_added += exact_sum(np.abs(pnl))
         self.last_id = newest
 
     def _newest(self) -> int:

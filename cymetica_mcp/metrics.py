@@ -17,7 +17,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from cymetica_mcp.exact import Figure, change, mean_ratio, rounded
+from cymetica_mcp.exact import Figure, change, exact_sum, mean_ratio, rounded
 from cymetica_mcp.index import I64, SHIFT, TS_MASK, Flags, TradeIndex, group_sum
 from cymetica_mcp.models import (
     ActivityPoint,
@@ -219,8 +219,7 @@ class Traders:
         active = np.flatnonzero(act.trades > 0)
         count = int(active.size)
         mine = capital.take(active)
-        wraps = count and int(mine.max()) * count >= 2**62  # an int64 sum could wrap
-        total = sum(mine.tolist()) if wraps else int(mine.sum())
+        total = exact_sum(mine)
         keep = active[mine > 0]
         # users without a trade in the window have volume 0: the sum over everyone is the active users'
         pnl, with_capital = act.pnl.take(keep), capital.take(keep)

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cymetica_mcp import index as index_module
 from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine
+from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.index import TradeIndex
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.metrics import ROI_BOUNDS, PeriodState, _roi_slots, compute
@@ -376,3 +377,10 @@ def test_running_sums_are_refused_exactly_at_the_engine_range() -> None:
     assert int(index_module._prefix(zeros, -below)[-1, 1]) == -(2**62) + 1
     with pytest.raises(OverflowError, match="beyond this engine's exact range"):
         index_module._prefix(below + np.array([0, 1]), zeros)
+
+
+def test_exact_sums_of_64_bit_columns_never_wrap() -> None:
+    big = np.array([2**62, 2**62, 2**62 - 1, -5], dtype=np.int64)
+    assert exact_sum(big) == 3 * 2**62 - 6  # past int64: summed in Python integers
+    assert exact_sum(big[2:]) == 2**62 - 6
+    assert exact_sum(np.zeros(0, dtype=np.int64)) == 0

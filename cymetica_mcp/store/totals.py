@@ -14,9 +14,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-import numpy as np
-from numpy.typing import NDArray
-
 from cymetica_mcp.errors import AnalyticsError
 
 LIMIT: Final = 2**62
@@ -43,14 +40,6 @@ def add(conn: sqlite3.Connection, volume: int, abs_pnl: int, before_id: int) -> 
         "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         zip(KEYS, new, strict=True),
     )
-
-
-def exact_sum(values: NDArray[np.int64]) -> int:
-    """The exact sum of a 64-bit column (in Python integers where an int64 sum could wrap)."""
-    if values.size == 0:
-        return 0
-    largest = max(abs(int(values.min())), abs(int(values.max())))
-    return int(values.sum()) if largest * values.size < 2**63 else sum(values.tolist())
 
 
 def _summed(conn: sqlite3.Connection, upto_id: int) -> tuple[int, int]:
