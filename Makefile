@@ -12,7 +12,7 @@ SOURCES := cymetica_mcp tests examples benchmarks
 DEMO_KEY ?= $(DEMO_DB).key
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck bench bench-quick clean
+.PHONY: install demo test lint typecheck architecture bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, python3.13 or python3)"; exit 1; }
@@ -43,7 +43,11 @@ lint: install
 typecheck: install
 	$(BIN)/mypy cymetica_mcp
 
-test: lint typecheck
+# The layers of docs/architecture.md, as import-linter contracts in pyproject.toml: a wrong arrow fails here.
+architecture: install
+	$(BIN)/lint-imports --no-cache
+
+test: lint typecheck architecture
 	$(BIN)/pytest -q
 
 # Issue 6's targets as ratios against references measured in the same run (see README: Performance).

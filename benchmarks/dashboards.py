@@ -12,12 +12,10 @@ from benchmarks.importing import measure_import
 from benchmarks.reference_duckdb import PAIRS, Reference
 from benchmarks.report import absolute, info, median, versus
 from benchmarks.suite import Run
-from cymetica_mcp.engine import Engine
-from cymetica_mcp.index import TradeIndex
+from cymetica_mcp.engine import Engine, TradeIndex, compute
 from cymetica_mcp.ingest import import_files
-from cymetica_mcp.metrics import compute
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 
 ENGINE_REPS: Final = 5
 REFERENCE_REPS: Final = {"quick": 5, "full": 3}
@@ -153,7 +151,7 @@ def live_rows(run: Run, engine: Engine, reference_ms: float) -> None:
     )
 
 
-def fresh_rows(run: Run, engine: Engine, store: Store, reference: Reference) -> None:
+def fresh_rows(run: Run, engine: Engine, store: SQLiteStore, reference: Reference) -> None:
     """Import 10k new trades into the loaded store, then each of the nine fresh dashboards.
 
     The first request after an import pays the index refresh: `engine.index()` is timed on its own
@@ -228,7 +226,7 @@ def companion(run: Run, folder: Path) -> tuple[Side, dict[str, Any]]:
     store_path = folder / "quick-run.db"
     run.log("growth: the 1M dataset, measured in this same run ...")
     imported = measure_import(small, store_path)
-    index = TradeIndex.load(Store(store_path))
+    index = TradeIndex.load(SQLiteStore(store_path))
     reference = Reference.load(small.data.users_csv, small.data.trades_csv, run.order)
     remove_store(store_path)
     return Side("1M", index, reference, REFERENCE_REPS["quick"]), imported

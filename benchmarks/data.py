@@ -4,7 +4,7 @@ Each dataset lives in `benchmarks/data/<key>/` (gitignored), the key naming ever
 rows (size, users, trades, days, seed, generator version), so a rerun reuses the files and a change
 makes a new folder instead of silently reusing stale ones:
 
-- `users.csv`, `trades.csv`: `cymetica_mcp.demo.write_demo` over 95 days ending at `NOW`;
+- `users.csv`, `trades.csv`: `cymetica_mcp.ingest.write_demo` over 95 days ending at `NOW`;
 - `extra.csv`: 10,000 new trades of existing users (80% in the last 24 hours, 20% anywhere in the
   95 days, new trade ids), for the "fresh dashboards after an import" target;
 - `store-schema<N>.db`: the store after importing users.csv and trades.csv (pristine: never mutated).
@@ -27,9 +27,8 @@ from typing import Final
 
 import numpy as np
 
-from cymetica_mcp.demo import DemoSpec, write_demo
-from cymetica_mcp.ingest import import_files
-from cymetica_mcp.store import SCHEMA_VERSION, Store
+from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
+from cymetica_mcp.store import SCHEMA_VERSION, SQLiteStore
 from cymetica_mcp.windows import DAY, iso, parse_instant
 
 NOW: Final = parse_instant("2026-03-20T12:34:56Z")
@@ -187,7 +186,7 @@ def ensure_store(data: Dataset, log: Log = print) -> Path:
     remove_store(scratch)
     log(f"importing {data.trades_csv} into a new store ...")
     started = time.perf_counter()
-    store = Store(scratch)
+    store = SQLiteStore(scratch)
     import_files(store, data.users_csv, None)
     report = import_files(store, None, data.trades_csv)
     log(f"imported {report.trades_inserted:,} trades in {time.perf_counter() - started:.1f} s")

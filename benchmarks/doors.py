@@ -94,9 +94,9 @@ def measure(store_path: Path, now: int, log: Log) -> list[Row]:
 def api_key(store_path: Path, name: str) -> str:
     """A new API key in the benchmark's store (its secret)."""
     from cymetica_mcp.auth import KeyRing
-    from cymetica_mcp.store import Store
+    from cymetica_mcp.store import SQLiteStore
 
-    _, secret = KeyRing(Store(store_path)).create(name)
+    _, secret = KeyRing(SQLiteStore(store_path)).create(name)
     return secret
 
 

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     from cymetica_mcp.auth import Authenticator, jwt_secret
     from cymetica_mcp.engine import open_engine
     from cymetica_mcp.mcp_server import create_server
-    from cymetica_mcp.store import Store
+    from cymetica_mcp.store import SQLiteStore
 
     store_path, now, logfile = argv
     logging.basicConfig(
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         filename=logfile,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    store = Store(store_path)
+    store = SQLiteStore(store_path)
     engine = open_engine(store, now=int(now))
     authenticator = Authenticator(store, jwt_secret(store, None))
     server = create_server(engine, authenticator, api_key=os.environ.get("CYMETICA_API_KEY"))

@@ -43,9 +43,9 @@ def rss() -> dict[str, float]:
 def probe_import(store_path: str, users_csv: str, trades_csv: str) -> dict[str, Any]:
     """Import the users, then time the trades file alone (validated, SQLite indexes included)."""
     from cymetica_mcp.ingest import import_files
-    from cymetica_mcp.store import Store
+    from cymetica_mcp.store import SQLiteStore
 
-    store = Store(store_path)
+    store = SQLiteStore(store_path)
     import_files(store, Path(users_csv), None)
     before = rss()
     started = time.perf_counter()
@@ -65,11 +65,11 @@ def probe_engine(store_path: str, now: str) -> dict[str, Any]:
     """What a server holds: an engine with its index loaded and the nine dashboards computed once."""
     from cymetica_mcp.engine import Engine
     from cymetica_mcp.models import Filter, Period
-    from cymetica_mcp.store import Store
+    from cymetica_mcp.store import SQLiteStore
 
     fixed = int(now)
     baseline = rss()
-    engine = Engine(Store(store_path), clock=lambda: fixed, max_age=3600.0)
+    engine = Engine(SQLiteStore(store_path), clock=lambda: fixed, max_age=3600.0)
     started = time.perf_counter()
     index = engine.index()
     load = time.perf_counter() - started

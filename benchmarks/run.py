@@ -37,7 +37,7 @@ from benchmarks.reference_duckdb import ORDERS, Reference
 from benchmarks.report import Row, info, machine, skipped, table, versus, write_json
 from benchmarks.suite import Run
 from cymetica_mcp.engine import Engine
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 
 RESULTS: Final = Path(__file__).resolve().parent / "results"
 SIZE_LABELS: Final = {"quick": "1M", "full": "10M"}
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_rows(run, store_path)
 
         log("loading the engine's index and DuckDB's tables in this process ...")
-        store = Store(store_path)
+        store = SQLiteStore(store_path)
         engine = Engine(store, clock=lambda: NOW, max_age=1e9)
         started = time.perf_counter()
         index = engine.index()

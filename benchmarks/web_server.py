@@ -30,15 +30,14 @@ def main(argv: list[str]) -> int:
 
     from cymetica_mcp.auth import Authenticator, jwt_secret
     from cymetica_mcp.engine import open_engine
-    from cymetica_mcp.store import Store
-    from cymetica_mcp.web import bind, create_app, make_server
-    from cymetica_mcp.web.options import WebOptions
+    from cymetica_mcp.store import SQLiteStore
+    from cymetica_mcp.web import WebOptions, bind, create_app, make_server
 
     store_path, now, port, push_interval = argv
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    store = Store(store_path)
+    store = SQLiteStore(store_path)
     engine = open_engine(store, now=int(now))
     authenticator = Authenticator(store, jwt_secret(store, None))
     options = WebOptions(

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cymetica_mcp.demo import DemoSpec, write_demo
 from cymetica_mcp.engine import Engine, open_engine
-from cymetica_mcp.ingest import import_files
-from cymetica_mcp.store import Store
+from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
+from cymetica_mcp.store import SQLiteStore
 from cymetica_mcp.windows import parse_instant
 
 NOW_ISO = "2026-03-20T12:34:56Z"
@@ -38,31 +37,31 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def store(tmp_path: Path) -> SQLiteStore:
     """An empty store in a fresh SQLite file."""
-    return Store(tmp_path / "store.db")
+    return SQLiteStore(tmp_path / "store.db")
 
 
 @pytest.fixture(scope="session")
 def demo_original(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small deterministic demo dataset ending at NOW, written and imported once per session."""
     folder = tmp_path_factory.mktemp("demo")
-    store = Store(folder / "demo.db")
+    store = SQLiteStore(folder / "demo.db")
     import_files(store, *write_demo(DemoSpec(users=120, trades=4_000, days=70, seed=3), NOW, folder))
     return store.path
 
 
 @pytest.fixture
-def demo_store(demo_original: Path, tmp_path: Path) -> Store:
+def demo_store(demo_original: Path, tmp_path: Path) -> SQLiteStore:
     """A private copy of the demo store for one test, through SQLite's backup API (WAL included)."""
     copy = tmp_path / "demo.db"
     with closing(sqlite3.connect(demo_original)) as source, closing(sqlite3.connect(copy)) as target:
         source.backup(target)
-    return Store(copy)
+    return SQLiteStore(copy)
 
 
 @pytest.fixture
-def engine(demo_store: Store) -> Iterator[Engine]:
+def engine(demo_store: SQLiteStore) -> Iterator[Engine]:
     """An engine over the test's demo store, its clock fixed at NOW."""
     engine = open_engine(demo_store, now=NOW)
     yield engine

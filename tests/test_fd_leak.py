@@ -11,7 +11,7 @@ from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine
 from cymetica_mcp.ingest import ImportRefused, import_files
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 
 from .conftest import NOW
 
@@ -30,7 +30,7 @@ def test_no_descriptor_outlives_its_work(tmp_path: Path) -> None:
     bad.write_text("trade_id,user_id,ts,volume_usdc,pnl_usdc\nx,nobody,2026-03-20T00:00:00Z,1,0\n")
 
     def work(round: int) -> None:
-        store = Store(tmp_path / f"s{round % 3}.db")
+        store = SQLiteStore(tmp_path / f"s{round % 3}.db")
         trades = tmp_path / f"t{round}.csv"
         trades.write_text(f"trade_id,user_id,ts,volume_usdc,pnl_usdc\nr{round},u,2026-03-20T12:00:00Z,5,1\n")
         import_files(store, users, trades)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from cymetica_mcp import cli, ingest
+from cymetica_mcp import cli
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.ingest import ImportRefused, import_files
+from cymetica_mcp.ingest import ImportRefused, _sink, import_files
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 
 from .conftest import NOW, NOW_ISO
 
@@ -52,7 +52,7 @@ def unauthorized(authenticator: Authenticator, credential: str | None) -> None:
     assert refused.value.code == "unauthorized"
 
 
-def test_a_leaked_connection_shows_in_the_count(store: Store) -> None:
+def test_a_leaked_connection_shows_in_the_count(store: SQLiteStore) -> None:
     # the instrument itself: were a connection left open, the count would say so
     before = open_fds()
     conn = store.connect()
@@ -65,9 +65,9 @@ def test_a_leaked_connection_shows_in_the_count(store: Store) -> None:
 
 
 def test_failures_and_refusals_leave_no_descriptor_open(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(ingest, "BATCH", 10)  # so a refused import has written rows before it is refused
+    monkeypatch.setattr(_sink, "BATCH", 10)  # so a refused import has written rows before it is refused
     import_files(
         store,
         write(
@@ -97,7 +97,7 @@ def test_failures_and_refusals_leave_no_descriptor_open(
             import_files(store, trades=not_utf8)
         assert store.data_version() == version  # every failed import was rolled back
         with pytest.raises(RuntimeError, match="newer"):
-            Store(newer)
+            SQLiteStore(newer)
 
         engine = Engine(store, clock=lambda: NOW, max_age=0)
         engine.dashboard(Filter.ALL, Period.H24, NOW)

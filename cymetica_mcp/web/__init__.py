@@ -1,7 +1,6 @@
 """The HTTP and WebSocket door: REST, the live stream, MCP over Streamable HTTP, health probes.
 
-The names below load on first use, so that the command line (which reads `web.options` for its
-defaults) does not pay for Starlette, uvicorn and the MCP SDK unless it serves.
+The names below load on first use, so that the command line (which reads the options' defaults) does not pay for Starlette, uvicorn and the MCP SDK unless it serves.
 """
 
 from __future__ import annotations
@@ -10,20 +9,42 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cymetica_mcp.web.app import AnalyticsApp, create_app
-    from cymetica_mcp.web.options import WebOptions
-    from cymetica_mcp.web.server import GracefulServer, base_url, bind, make_server
+    from cymetica_mcp.web._app import AnalyticsApp, create_app
+    from cymetica_mcp.web._options import (
+        LOOPBACK_HOSTS,
+        PUSH_INTERVAL,
+        RATE_BURST,
+        RATE_PER_MINUTE,
+        WebOptions,
+    )
+    from cymetica_mcp.web._server import GracefulServer, base_url, bind, make_server
 
-__all__ = ["AnalyticsApp", "GracefulServer", "WebOptions", "base_url", "bind", "create_app", "make_server"]
+__all__ = [
+    "LOOPBACK_HOSTS",
+    "PUSH_INTERVAL",
+    "RATE_BURST",
+    "RATE_PER_MINUTE",
+    "AnalyticsApp",
+    "GracefulServer",
+    "WebOptions",
+    "base_url",
+    "bind",
+    "create_app",
+    "make_server",
+]
 
 _HOME = {
-    "AnalyticsApp": "app",
-    "create_app": "app",
-    "WebOptions": "options",
-    "GracefulServer": "server",
-    "base_url": "server",
-    "bind": "server",
-    "make_server": "server",
+    "AnalyticsApp": "_app",
+    "create_app": "_app",
+    "WebOptions": "_options",
+    "LOOPBACK_HOSTS": "_options",
+    "PUSH_INTERVAL": "_options",
+    "RATE_BURST": "_options",
+    "RATE_PER_MINUTE": "_options",
+    "GracefulServer": "_server",
+    "base_url": "_server",
+    "bind": "_server",
+    "make_server": "_server",
 }
 
 

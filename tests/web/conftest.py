@@ -21,7 +21,7 @@ import pytest
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, open_engine
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 from cymetica_mcp.web import AnalyticsApp, GracefulServer, WebOptions, base_url, bind, create_app, make_server
 from tests.conftest import NOW
 
@@ -30,7 +30,7 @@ START_SECONDS = 10.0
 
 
 @pytest.fixture
-def api_key(demo_store: Store) -> str:
+def api_key(demo_store: SQLiteStore) -> str:
     """A fresh API key (id 1) in the test's store."""
     return KeyRing(demo_store).create("web-tests")[1]
 
@@ -53,7 +53,7 @@ class Served:
     app: AnalyticsApp
     server: RecordingServer
     engine: Engine
-    store: Store
+    store: SQLiteStore
 
     @property
     def ws_url(self) -> str:
@@ -72,7 +72,7 @@ class Served:
 
 @contextmanager
 def serving(
-    store: Store, engine: Engine | None = None, *, send_buffer: int | None = None, **options: Any
+    store: SQLiteStore, engine: Engine | None = None, *, send_buffer: int | None = None, **options: Any
 ) -> Iterator[Served]:
     """Run the app for `store` under uvicorn on 127.0.0.1:<free port> until the block ends.
 
@@ -107,7 +107,7 @@ def serving(
 
 
 @pytest.fixture
-def served(demo_store: Store, api_key: str) -> Iterator[Served]:
+def served(demo_store: SQLiteStore, api_key: str) -> Iterator[Served]:
     """The app with default options but a 1 s push and 0.5 s heartbeat, serving the demo store."""
     with serving(demo_store, push_interval=1.0, heartbeat_interval=0.5) as running:
         yield running

@@ -13,7 +13,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from cymetica_mcp.auth import JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 
 TIMEOUT = 5.0
 
@@ -56,7 +56,9 @@ async def eventually(condition: Callable[[], bool], seconds: float = TIMEOUT) ->
             await anyio.sleep(0.01)
 
 
-def forged_jwt(store: Store, *, secret: bytes | None = None, expired: bool = False, sub: str = "1") -> str:
+def forged_jwt(
+    store: SQLiteStore, *, secret: bytes | None = None, expired: bool = False, sub: str = "1"
+) -> str:
     """A JWT for key `sub` signed with the store's secret (or `secret`), optionally already expired."""
     with store.read() as conn:
         stored = bytes(conn.execute("SELECT value FROM settings WHERE key = 'jwt_secret'").fetchone()[0])

@@ -19,7 +19,7 @@ from anyio.abc import Process
 from anyio.streams.text import TextReceiveStream
 from websockets.asyncio.client import connect
 
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 from tests.conftest import NOW_ISO
 
 from .conftest import Served
@@ -51,7 +51,7 @@ class Running:
 
 
 @asynccontextmanager
-async def serve(store: Store, *args: str) -> AsyncIterator[Running]:
+async def serve(store: SQLiteStore, *args: str) -> AsyncIterator[Running]:
     """`cymetica-mcp serve --port 0` with CYMETICA_NOW fixed; yields once its banner names the URL."""
     env = {**os.environ, "CYMETICA_NOW": NOW_ISO}
     env.pop("CYMETICA_JWT_SECRET", None)
@@ -85,7 +85,7 @@ async def rest(url: str, key: str, **params: str) -> httpx.Response:
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 async def test_serve_answers_like_the_cli_and_stops_gracefully_on_a_signal(
-    demo_store: Store, api_key: str, stop: signal.Signals
+    demo_store: SQLiteStore, api_key: str, stop: signal.Signals
 ) -> None:
     async with serve(demo_store, "--push-interval", "0.5") as running:
         answers = {
@@ -126,7 +126,7 @@ async def test_serve_answers_like_the_cli_and_stops_gracefully_on_a_signal(
     assert "Traceback" not in logs
 
 
-async def test_serve_refuses_bad_options_with_a_clear_error(demo_store: Store) -> None:
+async def test_serve_refuses_bad_options_with_a_clear_error(demo_store: SQLiteStore) -> None:
     done = cli("--db", str(demo_store.path), "serve", "--push-interval", "0")
     assert (
         done.returncode == 2 and "error (invalid_argument)" in done.stderr and "push_interval" in done.stderr

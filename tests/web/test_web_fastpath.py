@@ -1,4 +1,4 @@
-"""Answers from memory on the event loop (web/watch.py), and why they stay exact.
+"""Answers from memory on the event loop (web/_watch.py), and why they stay exact.
 
 A credential accepted a moment ago and a cached dashboard are served without a worker thread while
 nothing was committed to the store since; a revocation or an import by another process (the command
@@ -21,12 +21,11 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from cymetica_mcp.auth import Principal, Verdict
+from cymetica_mcp.auth import Principal, Verdict, Verdicts
 from cymetica_mcp.engine import Engine, open_engine
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import Store
-from cymetica_mcp.verdicts import Verdicts
-from cymetica_mcp.web.watch import StoreWatch
+from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.web._watch import StoreWatch
 from tests.conftest import NOW
 
 from .conftest import Served, serving
@@ -42,7 +41,7 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def cli(store: Store, *args: str) -> None:
+def cli(store: SQLiteStore, *args: str) -> None:
     """Run the command line in a process of its own against the test's store."""
     done = subprocess.run(
         [sys.executable, "-m", "cymetica_mcp", "--db", str(store.path), *args],
@@ -57,7 +56,7 @@ def cli(store: Store, *args: str) -> None:
 
 @pytest.fixture
 def counted(
-    demo_store: Store, api_key: str, monkeypatch: pytest.MonkeyPatch
+    demo_store: SQLiteStore, api_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Served, Counter[str]]]:
     """The app with a dashboard cache that never ages out (so only commits matter), counting the
     checks against the store (`Authenticator.verdict`) and the engine's answers (`Engine.result`)."""
@@ -150,7 +149,7 @@ async def test_an_import_by_another_process_shows_in_the_next_rest_dashboard(
     assert calls["result"] == 2  # the import moved the stamp once; then memory again
 
 
-def test_the_stamp_moves_with_every_commit_by_any_other_connection_only(demo_store: Store) -> None:
+def test_the_stamp_moves_with_every_commit_by_any_other_connection_only(demo_store: SQLiteStore) -> None:
     watch = StoreWatch(demo_store)
     first = watch.stamp()
     assert first is not None and watch.stamp() == first
@@ -172,7 +171,7 @@ def test_the_stamp_moves_with_every_commit_by_any_other_connection_only(demo_sto
 
 
 def test_the_stamp_never_waits_for_a_lock(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+    store = SQLiteStore(tmp_path / "s.db")
     with closing(sqlite3.connect(store.path, isolation_level=None)) as conn:
         # a rollback journal, where a writer's exclusive lock keeps readers out (WAL never does)
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -184,7 +183,7 @@ def test_the_stamp_never_waits_for_a_lock(tmp_path: Path) -> None:
         watch.close()
 
 
-def test_a_data_version_is_known_only_under_the_stamp_it_was_learnt_after(demo_store: Store) -> None:
+def test_a_data_version_is_known_only_under_the_stamp_it_was_learnt_after(demo_store: SQLiteStore) -> None:
     watch = StoreWatch(demo_store)
     assert watch.version(None) is None and watch.version(1) is None
     watch.learn(5, 40)

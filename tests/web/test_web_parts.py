@@ -13,11 +13,11 @@ from uvicorn.logging import AccessFormatter, DefaultFormatter
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.web.logs import _TOKEN, _WS_QUERY, REDACTED, TokenRedactor, redact
-from cymetica_mcp.web.messages import Ping, SetPreferences, close_reason, parse_client_message
-from cymetica_mcp.web.origin import OriginGuard, origin_allowed
-from cymetica_mcp.web.ratelimit import RateLimited, RateLimiter
-from cymetica_mcp.web.rest import _choice, _queries, etag_of, matches
+from cymetica_mcp.web._logs import _TOKEN, _WS_QUERY, REDACTED, TokenRedactor, redact
+from cymetica_mcp.web._messages import Ping, SetPreferences, close_reason, parse_client_message
+from cymetica_mcp.web._origin import OriginGuard, origin_allowed
+from cymetica_mcp.web._ratelimit import RateLimited, RateLimiter
+from cymetica_mcp.web._rest import _choice, _queries, etag_of, matches
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ from cymetica_mcp.auth import KeyRing
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import SCHEMA_VERSION, Store
+from cymetica_mcp.store import SCHEMA_VERSION, SQLiteStore
 from tests.conftest import NOW
 
 from .conftest import Served, serving
@@ -176,7 +176,9 @@ async def test_etag_revalidation_answers_304_until_an_import_changes_the_figures
     )
 
 
-async def test_past_the_rate_limit_429_with_retry_after_per_key(demo_store: Store, api_key: str) -> None:
+async def test_past_the_rate_limit_429_with_retry_after_per_key(
+    demo_store: SQLiteStore, api_key: str
+) -> None:
     other_key = KeyRing(demo_store).create("other")[1]
     with serving(demo_store, rate_burst=3, rate_per_minute=30) as served:
         async with httpx.AsyncClient(base_url=served.url) as http:
@@ -224,7 +226,7 @@ class BrokenEngine(Engine):
 
 
 @pytest.fixture
-def broken(demo_store: Store, api_key: str) -> Iterator[Served]:
+def broken(demo_store: SQLiteStore, api_key: str) -> Iterator[Served]:
     with serving(demo_store, BrokenEngine(demo_store)) as running:
         yield running
 
@@ -237,7 +239,7 @@ async def test_an_internal_failure_is_a_500_envelope_without_details(broken: Ser
 
 
 async def test_foreign_hosts_and_origins_are_refused(
-    demo_store: Store, api_key: str, http: httpx.AsyncClient, served: Served
+    demo_store: SQLiteStore, api_key: str, http: httpx.AsyncClient, served: Served
 ) -> None:
     async with http:
         rebinding = await http.get(DASHBOARD, headers={**bearer(api_key), "Host": "evil.example:8000"})

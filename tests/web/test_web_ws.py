@@ -20,7 +20,7 @@ from websockets.exceptions import InvalidStatus
 from cymetica_mcp.auth import KeyRing
 from cymetica_mcp.engine import Engine, Result, open_engine
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import Store
+from cymetica_mcp.store import SQLiteStore
 from tests.conftest import NOW
 
 from .conftest import Served, serving
@@ -161,7 +161,7 @@ class CountingEngine(Engine):
     """An engine that records every dashboard it is asked for: computed, or taken from its cache by a
     door that knows the store has not changed."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SQLiteStore) -> None:
         fixed = open_engine(store, now=NOW)
         super().__init__(store, clock=fixed.clock)
         fixed.close()
@@ -178,7 +178,9 @@ class CountingEngine(Engine):
         return hit
 
 
-async def test_each_tick_computes_each_distinct_preference_once(demo_store: Store, api_key: str) -> None:
+async def test_each_tick_computes_each_distinct_preference_once(
+    demo_store: SQLiteStore, api_key: str
+) -> None:
     engine = CountingEngine(demo_store)
     with serving(demo_store, engine, push_interval=3_600, heartbeat_interval=3_600) as served:
         choices = [("all", "24h"), ("humans", "7d"), ("all", "24h"), ("humans", "7d"), ("agents", "24h")]
@@ -225,7 +227,7 @@ async def test_two_clients_with_different_preferences_get_their_own_on_one_tick(
 
 
 async def test_revoking_the_key_closes_its_sockets_with_4401_on_the_next_tick(
-    demo_store: Store, api_key: str
+    demo_store: SQLiteStore, api_key: str
 ) -> None:
     with serving(demo_store, push_interval=3_600) as served:
         async with connect(f"{served.ws_url}?token={api_key}") as ws:
@@ -236,7 +238,9 @@ async def test_revoking_the_key_closes_its_sockets_with_4401_on_the_next_tick(
     assert code == 4401 and "revoked" in reason
 
 
-async def test_websockets_per_key_and_messages_per_key_are_limited(demo_store: Store, api_key: str) -> None:
+async def test_websockets_per_key_and_messages_per_key_are_limited(
+    demo_store: SQLiteStore, api_key: str
+) -> None:
     with serving(demo_store, connections_per_key=2, rate_burst=6, rate_per_minute=1) as served:
         async with (
             connect(f"{served.ws_url}?token={api_key}") as first,
@@ -258,7 +262,7 @@ async def test_websockets_per_key_and_messages_per_key_are_limited(demo_store: S
     assert "retry in" in limited["error"]["message"]
 
 
-async def test_shutdown_closes_every_socket_with_1001(demo_store: Store, api_key: str) -> None:
+async def test_shutdown_closes_every_socket_with_1001(demo_store: SQLiteStore, api_key: str) -> None:
     with serving(demo_store) as served:
         async with (
             connect(f"{served.ws_url}?token={api_key}") as a,
@@ -302,7 +306,7 @@ def silent_client(served: Served, token: str) -> socket.socket:
     ],
 )
 async def test_a_slow_client_is_closed_and_never_delays_the_others(
-    demo_store: Store, api_key: str, limits: dict[str, Any], says: str
+    demo_store: SQLiteStore, api_key: str, limits: dict[str, Any], says: str
 ) -> None:
     options = {"push_interval": 0.05, "heartbeat_interval": 0.05, **limits}
     with serving(demo_store, send_buffer=4_096, **options) as served:

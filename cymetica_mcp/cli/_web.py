@@ -1,0 +1,149 @@
+"""Commands of the web door: `serve` (REST, WebSocket and MCP over HTTP) and `token` (a JWT for a key)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from cymetica_mcp.auth import Authenticator, jwt_secret
+from cymetica_mcp.config import Settings
+from cymetica_mcp.engine import open_engine
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.store import open_store
+from cymetica_mcp.web import LOOPBACK_HOSTS, PUSH_INTERVAL, RATE_BURST, RATE_PER_MINUTE, WebOptions
+from cymetica_mcp.windows import iso
+
+log = logging.getLogger(__name__)
+
+
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `serve` and `token` on the main parser's subcommands."""
+    serve = commands.add_parser(
+        "serve", help="serve REST, the WebSocket stream and MCP over HTTP (Ctrl-C stops it gracefully)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to bind, 0 for any free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--push-interval",
+        type=float,
+        default=PUSH_INTERVAL,
+        help=f"seconds between WebSocket analytics_update pushes (default: {PUSH_INTERVAL:g})",
+    )
+    serve.add_argument(
+        "--public-url",
+        help="base URL clients use, e.g. https://analytics.example.com (default: the bound address)",
+    )
+    serve.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed besides the server's own, e.g. https://app.example.com (repeatable)",
+    )
+    serve.add_argument(
+        "--rate-limit",
+        type=float,
+        default=RATE_PER_MINUTE,
+        help=f"requests per minute per API key, REST calls and WebSocket messages (default: {RATE_PER_MINUTE:g})",
+    )
+    serve.add_argument(
+        "--rate-burst",
+        type=int,
+        default=RATE_BURST,
+        help=f"requests allowed at once per key (default: {RATE_BURST})",
+    )
+    serve.set_defaults(run=_serve)
+
+    token = commands.add_parser("token", help="print a JWT (1 hour) for an API key")
+    token.add_argument("--key", help="the API key, or - to read it from stdin (default: $CYMETICA_API_KEY)")
+    token.set_defaults(run=_token)
+
+
+def _options(args: argparse.Namespace, public_url: str) -> WebOptions:
+    try:
+        return WebOptions(
+            public_url=public_url,
+            push_interval=args.push_interval,
+            rate_per_minute=args.rate_limit,
+            rate_burst=args.rate_burst,
+            allowed_origins=tuple(args.allow_origin),
+            loopback_only=args.host in LOOPBACK_HOSTS,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AnalyticsError("invalid_argument", f"bad serve option ({problems})") from None
+
+
+def banner(url: str, settings: Settings, data_version: int) -> str:
+    """What `serve` prints once listening: where everything is and a ready curl line."""
+    ws = "ws" + url.removeprefix("http")
+    dashboard = f"{url}/api/v1/analytics/dashboard?filter=all&period=24h"
+    lines = [
+        f"cymetica-mcp serving {settings.db} (data version {data_version}) at {url}",
+        f"  REST       GET  {dashboard}",
+        f"  token      POST {url}/api/v1/auth/token",
+        f"  WebSocket  {ws}/ws/analytics?token=<JWT or API key>",
+        f"  MCP        {url}/mcp  (Streamable HTTP, Authorization: Bearer)",
+        f"  health     {url}/healthz  {url}/readyz",
+        f'  try        curl -H "Authorization: Bearer $CYMETICA_API_KEY" "{dashboard}"',
+    ]
+    if settings.now is not None:
+        lines.append(f"  now        fixed at {iso(settings.now)} (CYMETICA_NOW)")
+    return "\n".join(lines)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from cymetica_mcp.web import base_url, bind, create_app, make_server  # the server stack loads only here
+
+    store = open_store(settings.db)
+    engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds)
+    authenticator = Authenticator(store, jwt_secret(store, settings.jwt_secret))
+    try:
+        try:
+            sock = bind(args.host, args.port)
+        except OSError as exc:
+            raise AnalyticsError(
+                "invalid_argument", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+            ) from None
+        url = (args.public_url or base_url(sock)).rstrip("/")
+        app = create_app(engine, authenticator, _options(args, url))
+        server = make_server(app, log_level=settings.log_level)
+        print(banner(url, settings, engine.data_version()), flush=True)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            sock.close()
+    finally:
+        engine.close()
+        authenticator.close()
+    return 0
+
+
+def _token(args: argparse.Namespace, settings: Settings) -> int:
+    key = sys.stdin.readline().strip() if args.key == "-" else (args.key or settings.api_key)
+    if not key:
+        raise AnalyticsError(
+            "unauthorized",
+            "no API key: pass --key KEY (or --key - to read it from stdin) or set CYMETICA_API_KEY",
+        )
+    store = open_store(settings.db)
+    authenticator = Authenticator(store, jwt_secret(store, settings.jwt_secret))
+    try:
+        principal = authenticator.authenticate(key)
+        if principal.via != "api_key":
+            raise AnalyticsError("forbidden", "a token is issued for an API key only, not for another JWT")
+        token, expires_in = authenticator.issue(principal)
+    finally:
+        authenticator.close()
+    print(token)
+    print(
+        f"JWT for API key {principal.key_id} ({principal.name!r}), valid for {expires_in} s: send it as "
+        "'Authorization: Bearer <JWT>' or /ws/analytics?token=<JWT>",
+        file=sys.stderr,
+    )
+    return 0

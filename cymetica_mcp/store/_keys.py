@@ -1,0 +1,94 @@
+"""API key rows in SQLite: created, listed, revoked, looked up on every request, last use recorded."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any, Final
+
+from cymetica_mcp.store._connection import Kept, connect, reading, transaction
+from cymetica_mcp.store._interface import KeyInfo
+
+_COLUMNS: Final = "id, name, prefix, created_at, last_used_at, revoked_at"
+
+
+def _info(row: tuple[Any, ...]) -> KeyInfo:
+    return KeyInfo(*row)
+
+
+class SQLiteKeys:
+    """The `api_keys` table (the `KeyRows` protocol)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def create(self, name: str, prefix: str, digest: bytes, created_at: int) -> KeyInfo:
+        """Store a new key."""
+        with transaction(self.path) as conn:
+            cursor = conn.execute(
+                "INSERT INTO api_keys (name, prefix, secret_hash, created_at) VALUES (?, ?, ?, ?)",
+                (name, prefix, digest, created_at),
+            )
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (cursor.lastrowid,)
+            ).fetchone()
+        return _info(row)
+
+    def all(self) -> list[KeyInfo]:
+        """Every key, oldest first."""
+        with reading(self.path) as conn:
+            return [_info(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id")]
+
+    def revoke(self, key_id: int, at: int) -> KeyInfo | None:
+        """Revoke a key at `at`; revoking twice keeps the first time."""
+        with transaction(self.path) as conn:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (at, key_id)
+            )
+            row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else _info(row)
+
+    def touch(self, key_id: int, at: int) -> bool:
+        """Record last use, never waiting for the writer: during a long import it is simply not recorded."""
+        conn = connect(self.path)
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))
+            conn.execute("COMMIT")
+            return True
+        except sqlite3.OperationalError:
+            return False
+        finally:
+            conn.close()
+
+    def lookup(self) -> KeyLookup:
+        """A lookup on a connection of its own, kept open."""
+        return KeyLookup(Kept(self.path))
+
+
+class KeyLookup:
+    """Key rows by secret hash or by id, on a kept connection (the `KeyLookup` protocol)."""
+
+    def __init__(self, kept: Kept) -> None:
+        self._kept = kept
+
+    def by_digest(self, digest: bytes) -> tuple[KeyInfo, bytes] | None:
+        """The key whose secret hashes to `digest`, with the stored hash."""
+        row = self._kept.run(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE secret_hash = ?", (digest,)
+            ).fetchone()
+        )
+        return None if row is None else (_info(row[:-1]), bytes(row[-1]))
+
+    def by_id(self, key_id: int) -> KeyInfo | None:
+        """The key with this id."""
+        row = self._kept.run(
+            lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        )
+        return None if row is None else _info(row)
+
+    def close(self) -> None:
+        """Release the kept connection."""
+        self._kept.close()

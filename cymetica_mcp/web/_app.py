@@ -1,0 +1,168 @@
+"""The Starlette app of `cymetica-mcp serve`: REST, the WebSocket stream, MCP over HTTP and health probes.
+
+    /healthz, /readyz                       no credential, no data
+    GET  /api/v1/analytics/dashboard        Bearer API key or JWT
+    POST /api/v1/auth/token                 Bearer API key -> JWT
+    WS   /ws/analytics?token=...            JWT or API key
+    /mcp                                    MCP Streamable HTTP, Bearer API key or JWT
+
+Every route sits behind `OriginGuard` and answers errors with the one JSON envelope. The lifespan runs
+the MCP session manager (a mounted app's own lifespan is not run) and the WebSocket hub's loops.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from cymetica_mcp.auth import Authenticator
+from cymetica_mcp.engine import Engine
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.web._door import Door
+from cymetica_mcp.web._envelope import error_response
+from cymetica_mcp.web._health import health_routes
+from cymetica_mcp.web._hub import Hub
+from cymetica_mcp.web._logs import install_redaction
+from cymetica_mcp.web._options import WebOptions
+from cymetica_mcp.web._origin import OriginGuard
+from cymetica_mcp.web._ratelimit import RateLimiter
+from cymetica_mcp.web._rest import rest_routes
+from cymetica_mcp.web._session import websocket_route
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+MCP_METADATA_PATH = "/.well-known/oauth-protected-resource/mcp"
+
+
+class AnalyticsApp(Starlette):
+    """The web app, with the hub that `GracefulServer` closes on shutdown."""
+
+    hub: Hub
+    door: Door
+
+
+def _not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error = AnalyticsError(
+            "invalid_argument",
+            f"method {request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+        )
+        response = error_response(error, status=405)
+        response.headers["Allow"] = allowed
+        return response
+    if exc.status_code == 404:
+        error = AnalyticsError(
+            "not_found",
+            f"no such endpoint {request.url.path!r}; see /api/v1/analytics/dashboard, /api/v1/auth/token, "
+            "/ws/analytics, /mcp, /healthz and /readyz",
+        )
+        return error_response(error)
+    return error_response(AnalyticsError("invalid_argument", str(exc.detail)), status=exc.status_code)
+
+
+def _internal(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(AnalyticsError("internal", "internal error; the server's log has the details"))
+
+
+def create_app(
+    engine: Engine,
+    authenticator: Authenticator,
+    options: WebOptions | None = None,
+    *,
+    limiter_clock: Callable[[], float] = time.monotonic,
+) -> AnalyticsApp:
+    """The web app over `engine` and `authenticator` (which the caller closes after the app stops)."""
+    options = options or WebOptions()
+    limiter = RateLimiter(options.rate_per_minute, options.rate_burst, clock=limiter_clock)
+    door = Door(engine, authenticator, limiter, options)
+    hub = Hub(door)
+    routes: list[BaseRoute] = [
+        *rest_routes(door),  # first: the router tries each path in turn, and dashboards are the traffic
+        *health_routes(engine.store),
+        websocket_route(hub),
+    ]
+    mcp_server: MCPServer[dict[str, Any]] | None = None
+    if options.mcp:
+        mcp_server, mcp_app = _mcp(engine, authenticator, options, limiter)
+        routes += [Route(MCP_PATH, mcp_app), Route(MCP_METADATA_PATH, mcp_app)]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        install_redaction()
+        index = await anyio.to_thread.run_sync(engine.index)
+        log.info("store %s ready: data version %d", engine.store.location, index.version)
+        async with AsyncExitStack() as stack:
+            if mcp_server is not None:
+                await stack.enter_async_context(mcp_server.session_manager.run())
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(hub.run)
+                try:
+                    yield
+                finally:
+                    await hub.close_all()
+                    tasks.cancel_scope.cancel()
+                    door.close()
+
+    public = urlsplit(options.public_url)
+    trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")
+    middleware = [Middleware(OriginGuard, allowed_origins=trusted, loopback_only=options.loopback_only)]
+    if options.allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(options.allowed_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "If-None-Match", "Content-Type"],
+                expose_headers=["ETag", "Retry-After", "WWW-Authenticate"],
+            )
+        )
+    app = AnalyticsApp(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _not_found, Exception: _internal},
+    )
+    app.hub = hub
+    app.door = door
+    return app
+
+
+def _mcp(
+    engine: Engine, authenticator: Authenticator, options: WebOptions, limiter: RateLimiter
+) -> tuple[MCPServer[dict[str, Any]], Starlette]:
+    """The MCP server with Bearer auth, and its Streamable HTTP app (routes /mcp and its metadata)."""
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from cymetica_mcp.mcp_server import create_server, http_auth_settings
+
+    server = create_server(
+        engine,
+        authenticator,
+        auth=http_auth_settings(options.public_url.rstrip("/") + MCP_PATH),
+        admit=lambda principal: limiter.check(principal.key_id),  # the same per-key limit as REST
+    )
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        # OriginGuard checks Host and Origin for every route of this app, /mcp included.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    return server, app

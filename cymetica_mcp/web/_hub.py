@@ -1,0 +1,197 @@
+"""The WebSocket hub: who is connected, with which preferences, and the clocks that feed them.
+
+Every push tick groups the live clients by (filter, period), checks each client's credential again
+(a key revoked by any process closes its sockets with 4401), computes each group's dashboard once,
+serialises it once and offers the same text to every client of the group. Offering never waits: each
+client has a bounded queue drained by its own writer, and a client whose queue is full is closed as
+too slow, so one slow reader never delays the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import anyio
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from cymetica_mcp.auth import Authenticator, Principal
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.web import _messages as messages
+from cymetica_mcp.web._door import Door
+from cymetica_mcp.web._envelope import dumps
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED: Final = 4401
+TOO_MANY: Final = 4429
+GOING_AWAY: Final = 1001
+POLICY: Final = 1008
+TOO_BIG: Final = 1009
+INTERNAL: Final = 1011
+
+
+@dataclass(eq=False)
+class Client:
+    """One WebSocket session: its caller, preferences, outgoing queue and how it is to be closed."""
+
+    id: int
+    principal: Principal
+    credential: str
+    filter: Filter
+    period: Period
+    outbox: MemoryObjectSendStream[str]
+    inbox: MemoryObjectReceiveStream[str]
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    live: bool = False
+    closing: tuple[int, str] | None = None
+
+    @property
+    def preferences(self) -> tuple[Filter, Period]:
+        """The (filter, period) this client follows."""
+        return self.filter, self.period
+
+    def offer(self, text: str) -> bool:
+        """Queue `text` without waiting; False (and the client closed) when its queue is full."""
+        if self.closing is not None:
+            return False
+        try:
+            self.outbox.send_nowait(text)
+        except anyio.WouldBlock:
+            waiting = self.outbox.statistics().current_buffer_used
+            self.close(POLICY, f"too slow: {waiting} messages were waiting unread")
+            return False
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return False
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Ask the session to close with `code` (the first request wins) and stop its tasks."""
+        if self.closing is None:
+            self.closing = (code, messages.close_reason(reason))
+        self.scope.cancel()
+
+
+class Hub:
+    """All WebSocket sessions of one app and the push and heartbeat loops that serve them."""
+
+    def __init__(self, door: Door) -> None:
+        self.door = door
+        self.clients: dict[int, Client] = {}
+        self.shutting_down = False
+        self.computations = 0
+        self._ids = itertools.count(1)
+        self._emptied: anyio.Event | None = None
+
+    def open(self, principal: Principal, credential: str) -> Client:
+        """A new session for `principal` (not yet live), or `rate_limited` past the per-key limit."""
+        per_key = self.door.options.connections_per_key
+        if sum(1 for c in self.clients.values() if c.principal.key_id == principal.key_id) >= per_key:
+            raise AnalyticsError(
+                "rate_limited", f"too many WebSockets for this API key: at most {per_key} at once"
+            )
+        outbox, inbox = anyio.create_memory_object_stream[str](self.door.options.queue_messages)
+        client = Client(next(self._ids), principal, credential, Filter.ALL, Period.H24, outbox, inbox)
+        self.clients[client.id] = client
+        return client
+
+    def forget(self, client: Client) -> None:
+        """Remove a finished session."""
+        self.clients.pop(client.id, None)
+        client.outbox.close()
+        client.inbox.close()
+        if not self.clients and self._emptied is not None:
+            self._emptied.set()
+
+    async def run(self) -> None:
+        """Run the push and heartbeat loops until cancelled."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._every, self.door.options.push_interval, self.push)
+            tasks.start_soon(self._every, self.door.options.heartbeat_interval, self.heartbeat)
+
+    @staticmethod
+    async def _every(interval: float, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` every `interval` seconds on the monotonic clock, without drift."""
+        deadline = anyio.current_time()
+        while True:
+            deadline += interval
+            await anyio.sleep(max(0.0, deadline - anyio.current_time()))
+            try:
+                await action()
+            except Exception:
+                log.exception("a WebSocket tick failed; the next one runs as planned")
+
+    def live(self) -> list[Client]:
+        """The sessions that have had their first update and are not closing."""
+        return [c for c in self.clients.values() if c.live and c.closing is None]
+
+    async def heartbeat(self) -> None:
+        """Offer a `heartbeat` to every live session."""
+        text = messages.heartbeat()
+        for client in self.live():
+            client.offer(text)
+
+    async def push(self) -> None:
+        """One push tick: re-check credentials, compute each distinct (filter, period) once, offer it."""
+        clients = self.live()
+        if not clients:
+            return
+        refused = await anyio.to_thread.run_sync(_revoked, self.door.authenticator, clients)
+        for client, reason in refused:
+            log.info("closing WebSocket %d: its credential is no longer valid", client.id)
+            client.close(UNAUTHORIZED, reason)
+        groups: dict[tuple[Filter, Period], list[Client]] = defaultdict(list)
+        for client in clients:
+            if client.closing is None:
+                groups[client.preferences].append(client)
+        for (filter, period), members in groups.items():
+            text = await self.update_text(filter, period)
+            for client in members:
+                if client.preferences == (filter, period):  # unchanged since the tick began
+                    client.offer(text)
+
+    async def update_text(self, filter: Filter, period: Period) -> str:
+        """The `analytics_update` message for (filter, period), or an `internal` error message."""
+        self.computations += 1
+        try:
+            result = await self.door.result(filter, period)
+        except Exception:
+            log.exception("computing the %s/%s dashboard for WebSocket clients failed", filter, period)
+            return messages.error(
+                AnalyticsError(
+                    "internal", "the dashboard could not be computed; the server's log has details"
+                )
+            )
+        return messages.analytics_update(dumps(result.dashboard.to_wire()))
+
+    async def close_all(
+        self, code: int = GOING_AWAY, reason: str = "server shutting down", wait: float = 5.0
+    ) -> None:
+        """Refuse new sessions, close every open one with `code`, and wait (up to `wait` s) until they end."""
+        self.shutting_down = True
+        if not self.clients:
+            return
+        log.info("closing %d WebSocket(s) with %d (%s)", len(self.clients), code, reason)
+        emptied = self._emptied = anyio.Event()
+        for client in list(self.clients.values()):
+            client.close(code, reason)
+        with anyio.move_on_after(wait):
+            await emptied.wait()
+
+
+def _revoked(authenticator: Authenticator, clients: list[Client]) -> list[tuple[Client, str]]:
+    """The clients whose credential is refused now, with the reason (runs on a worker thread)."""
+    reasons: dict[str, str | None] = {}
+    for credential in {client.credential for client in clients}:
+        try:
+            authenticator.authenticate(credential)
+            reasons[credential] = None
+        except AnalyticsError as exc:
+            reasons[credential] = exc.message
+    return [(client, reason) for client in clients if (reason := reasons[client.credential]) is not None]
