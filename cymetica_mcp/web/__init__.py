@@ -1,6 +1,7 @@
 """The HTTP and WebSocket door: REST, the live stream, MCP over Streamable HTTP, health probes.
 
-The names below load on first use, so that the command line (which reads the options' defaults) does not pay for Starlette, uvicorn and the MCP SDK unless it serves.
+The names below load on first use, so that the command line (which reads the options' defaults)
+does not pay for Starlette, uvicorn and the MCP SDK unless it serves.
 """
 
 from __future__ import annotations
