@@ -23,18 +23,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on the embedded default: a demo store (built once), an API key (created once, kept in
-# $(DEMO_KEY)), the dashboard as the CLI shows it, then the server with every door until Ctrl-C.
+# The main job on the embedded default: a demo store (built once), an API key that may read and ingest
+# (created once, kept in $(DEMO_KEY)), the dashboard as the CLI shows it, then the server with every
+# door and, beside it, a simulator sending live trades (SIMULATE=0 leaves it out) until Ctrl-C.
+SIMULATE ?= 1
+
 demo: install
 	@test -f $(DEMO_DB) || { rm -f $(DEMO_KEY); $(BIN)/cymetica-mcp --db $(DEMO_DB) demo; }
-	@test -s $(DEMO_KEY) || $(BIN)/cymetica-mcp --db $(DEMO_DB) keys create --name make-demo > $(DEMO_KEY)
+	@test -s $(DEMO_KEY) || $(BIN)/cymetica-mcp --db $(DEMO_DB) keys create --name make-demo --scope read,ingest > $(DEMO_KEY)
 	@$(BIN)/cymetica-mcp --db $(DEMO_DB) dashboard --filter all --period 24h
 	@echo
 	@echo "API key (also in $(DEMO_KEY)): $$(cat $(DEMO_KEY))"
 	@echo "MCP over stdio: CYMETICA_DB=$(DEMO_DB) CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp mcp"
 	@echo "Try (once it serves): curl -H \"Authorization: Bearer $$(cat $(DEMO_KEY))\" \"http://127.0.0.1:$(PORT)/api/v1/analytics/dashboard?filter=agents&period=7d\""
+	@if [ "$(SIMULATE)" != 0 ]; then echo "Live trades: a simulator sends about 20 a second (Ctrl-C stops both; make demo SIMULATE=0 for none)"; fi
 	@echo
-	@CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp --db $(DEMO_DB) serve --port $(PORT)
+	@if [ "$(SIMULATE)" != 0 ]; then \
+		$(BIN)/cymetica-mcp simulate --url http://127.0.0.1:$(PORT) --key $$(cat $(DEMO_KEY)) --rate 20 --quiet & \
+	fi; \
+	CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp --db $(DEMO_DB) serve --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check $(SOURCES)

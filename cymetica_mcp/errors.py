@@ -5,7 +5,7 @@ Every door maps `AnalyticsError` onto its wire the same way::
     AnalyticsError(code, message)
     ├── REST       -> HTTP status (see `HTTP_STATUS`) + {"success": false, "error": {code, message}}
     ├── MCP        -> CallToolResult(is_error=True) with the same {"success": false, "error": ...}
-    ├── WebSocket  -> {"type": "error", "error": {code, message}} (4401 close for unauthorized)
+    ├── WebSocket  -> {"type": "error", "error": {code, message}} (close 4401 unauthorized, 4403 forbidden)
     └── CLI        -> "error (code): message" on stderr, exit status 2
 """
 
@@ -24,7 +24,10 @@ ErrorCode = Literal[
     "bad_message",
     "import_refused",
     "not_found",
+    "payload_too_large",
+    "unsupported_media_type",
     "internal",
+    "unavailable",
 ]
 
 HTTP_STATUS: Final[dict[str, int]] = {
@@ -37,8 +40,11 @@ HTTP_STATUS: Final[dict[str, int]] = {
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
     "rate_limited": 429,
     "internal": 500,
+    "unavailable": 503,
 }
 
 

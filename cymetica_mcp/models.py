@@ -9,7 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cymetica_mcp.errors import AnalyticsError, ErrorCode
 
-_REFUSALS: dict[str, ErrorCode] = {"filter": "invalid_filter", "period": "invalid_period"}
+_REFUSALS: dict[str, ErrorCode] = {
+    "filter": "invalid_filter",
+    "period": "invalid_period",
+    "scope": "invalid_argument",
+}
 
 
 class _Choice(StrEnum):
@@ -39,6 +43,22 @@ class Period(_Choice):
     H24 = "24h"
     D7 = "7d"
     D30 = "30d"
+
+
+class Scope(_Choice):
+    """What an API key may do: `read` dashboards on every door, `ingest` (write) users and trades."""
+
+    READ = "read"
+    INGEST = "ingest"
+
+    @classmethod
+    def parse_list(cls, text: str) -> tuple[Scope, ...]:
+        """Comma-separated scopes ("read,ingest"), each known, at least one; in declaration order."""
+        wanted = {cls.parse(part.strip()) for part in text.split(",") if part.strip()}
+        if not wanted:
+            accepted = ", ".join(member.value for member in cls)
+            raise AnalyticsError("invalid_argument", f"give at least one scope ({accepted}), comma-separated")
+        return tuple(member for member in cls if member in wanted)
 
 
 def _show(value: object) -> str:

@@ -12,12 +12,14 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 import jwt
 
 from cymetica_mcp.auth._keys import HOW_TO_GET_A_KEY, KEY_PREFIX, digest
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Scope
 from cymetica_mcp.store import Store
 
 JWT_ALGORITHM: Final = "HS256"
@@ -30,11 +32,22 @@ LAST_USED_EVERY: Final = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller: the API key it holds, directly or through a JWT."""
+    """An authenticated caller: the API key it holds, directly or through a JWT, and what it may do."""
 
     key_id: int
     name: str
     via: Literal["api_key", "jwt"]
+    scopes: frozenset[Scope] = frozenset({Scope.READ})
+
+    def require(self, scope: Scope) -> None:
+        """Refuse with `forbidden`, naming the scope, unless the caller's key has `scope`."""
+        if scope not in self.scopes:
+            held = ", ".join(sorted(s.value for s in self.scopes)) or "none"
+            raise AnalyticsError(
+                "forbidden",
+                f"this API key lacks the '{scope.value}' scope (it has: {held}); create a key with it: "
+                f"`cymetica-mcp keys create --name NAME --scope {scope.value}`",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +56,7 @@ class Verdict:
 
     principal: Principal
     expires: int | None
-    """A JWT's `exp` (Unix seconds; refused from that instant on); None for an API key, which does not expire."""
+    """Unix seconds from which it is refused: a JWT's `exp`, an API key's expiry; None: never."""
 
 
 def jwt_secret(store: Store, configured: str | None) -> bytes:
@@ -60,6 +73,15 @@ def jwt_secret(store: Store, configured: str | None) -> bytes:
 
 def _unauthorized(message: str) -> AnalyticsError:
     return AnalyticsError("unauthorized", message)
+
+
+def _scopes(names: tuple[str, ...]) -> frozenset[Scope]:
+    """The scopes among `names` that this program knows (an unknown one grants nothing)."""
+    return frozenset(Scope(name) for name in names if name in Scope._value2member_map_)
+
+
+def _iso(ts: int | None) -> str:
+    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Authenticator:
@@ -103,8 +125,10 @@ class Authenticator:
         if found is None or not hmac.compare_digest(found[1], hashed) or not found[0].active:
             raise _unauthorized(f"invalid or revoked API key ({HOW_TO_GET_A_KEY})")
         key = found[0]
+        if key.expired(time.time()):
+            raise _unauthorized(f"this API key expired at {_iso(key.expires_at)} ({HOW_TO_GET_A_KEY})")
         self._touch(key.id)
-        return Verdict(Principal(key.id, key.name, "api_key"), None)
+        return Verdict(Principal(key.id, key.name, "api_key", _scopes(key.scopes)), key.expires_at)
 
     def _by_jwt(self, token: str) -> Verdict:
         try:
@@ -127,19 +151,30 @@ class Authenticator:
         key = self._keys.by_id(key_id)
         if key is None or not key.active:
             raise _unauthorized(f"the API key behind this token was revoked ({HOW_TO_GET_A_KEY})")
-        return Verdict(Principal(key_id, key.name, "jwt"), int(claims["exp"]))
+        if key.expired(time.time()):
+            raise _unauthorized(f"the API key behind this token expired ({HOW_TO_GET_A_KEY})")
+        # a token issued before scopes existed carries none: it was a read token
+        granted = str(claims.get("scope", Scope.READ.value)).split()
+        scopes = _scopes(tuple(s for s in granted if s in key.scopes))
+        return Verdict(Principal(key_id, key.name, "jwt", scopes), int(claims["exp"]))
 
     def issue(self, principal: Principal) -> tuple[str, int]:
-        """A signed JWT for the principal's key and its lifetime in seconds."""
+        """A signed JWT for the principal's key, with its scopes, and its lifetime in seconds: the
+        configured lifetime, or less so that it never outlives the key."""
         now = int(time.time())
+        key = self._keys.by_id(principal.key_id)
+        if key is None or not key.active or key.expired(now):
+            raise _unauthorized(f"the API key was revoked or expired ({HOW_TO_GET_A_KEY})")
+        lifetime = self.lifetime if key.expires_at is None else min(self.lifetime, key.expires_at - now)
         claims = {
             "sub": str(principal.key_id),
             "iat": now,
-            "exp": now + self.lifetime,
+            "exp": now + lifetime,
             "aud": JWT_AUDIENCE,
             "iss": JWT_ISSUER,
+            "scope": " ".join(s.value for s in Scope if s in principal.scopes),
         }
-        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM), self.lifetime
+        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM), lifetime
 
     def _touch(self, key_id: int) -> None:
         """Record last use, at most once a minute per key (a write per request would fight imports)."""

@@ -8,6 +8,7 @@ import time
 from typing import Final
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Scope
 from cymetica_mcp.store import KeyInfo, Store
 
 KEY_PREFIX: Final = "cym_"
@@ -26,13 +27,29 @@ class KeyRing:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def create(self, name: str) -> tuple[KeyInfo, str]:
-        """A new key: its record and the secret, which is shown this once and never stored."""
+    def create(
+        self, name: str, scopes: tuple[Scope, ...] = (Scope.READ,), lifetime: int | None = None
+    ) -> tuple[KeyInfo, str]:
+        """A new key with `scopes`, expiring `lifetime` seconds from now (None: never): its record and
+        the secret, which is shown this once and never stored."""
         name = name.strip()
         if not 1 <= len(name) <= 100:
             raise AnalyticsError("invalid_argument", "a key name must be 1 to 100 characters")
+        if not scopes:
+            raise AnalyticsError("invalid_argument", "a key needs at least one scope (read, ingest)")
+        if lifetime is not None and lifetime <= 0:
+            raise AnalyticsError("invalid_argument", "a key's lifetime must be positive")
         secret = KEY_PREFIX + secrets.token_urlsafe(32)
-        return self.store.keys.create(name, secret[:SHOWN_PREFIX], digest(secret), int(time.time())), secret
+        now = int(time.time())
+        info = self.store.keys.create(
+            name,
+            secret[:SHOWN_PREFIX],
+            digest(secret),
+            now,
+            tuple(s.value for s in Scope if s in scopes),
+            None if lifetime is None else now + lifetime,
+        )
+        return info, secret
 
     def list(self) -> list[KeyInfo]:
         """Every key, oldest first."""

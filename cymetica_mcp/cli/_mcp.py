@@ -9,12 +9,15 @@ import argparse
 import json
 import logging
 import sys
+import time
 from datetime import UTC, datetime
+from typing import Final
 
 from cymetica_mcp.auth import Authenticator, KeyInfo, KeyRing, jwt_secret
 from cymetica_mcp.config import Settings
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Scope
 from cymetica_mcp.store import open_store
 
 log = logging.getLogger(__name__)
@@ -26,8 +29,21 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a key and print its secret (shown only this once)")
     create.add_argument("--name", required=True, help="what the key is for, e.g. claude-desktop")
+    create.add_argument(
+        "--scope",
+        default="read",
+        help="what it may do, comma-separated: read (dashboards on every door), ingest (write users "
+        "and trades); default read",
+    )
+    create.add_argument(
+        "--expires",
+        metavar="DURATION",
+        help="refuse the key after this long, e.g. 90d, 12h, 30m (default: never)",
+    )
     create.set_defaults(run=_create)
-    listing = actions.add_parser("list", help="list keys: id, name, prefix, created, last used, status")
+    listing = actions.add_parser(
+        "list", help="list keys: id, name, prefix, scopes, created, expires, last used, status"
+    )
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_list)
     revoke = actions.add_parser("revoke", help="revoke a key: refused at once, also by running servers")
@@ -45,14 +61,34 @@ def _when(ts: int | None) -> str | None:
 
 
 def _status(key: KeyInfo) -> str:
-    return "active" if key.active else "revoked"
+    if not key.active:
+        return "revoked"
+    return "expired" if key.expired(time.time()) else "active"
+
+
+def parse_duration(text: str) -> int:
+    """`90d`, `12h`, `30m` or `45s` as seconds; anything else refused, saying what is accepted."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit in _UNITS and number.isascii() and number.isdigit() and int(number) > 0:
+        return int(number) * _UNITS[unit]
+    raise AnalyticsError(
+        "invalid_argument",
+        f"--expires must be a positive whole number of d, h, m or s, such as 90d; got {text!r}",
+    )
+
+
+_UNITS: Final = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
 
 
 def _create(args: argparse.Namespace, settings: Settings) -> int:
-    info, secret = KeyRing(open_store(settings.db)).create(args.name)
+    scopes = Scope.parse_list(args.scope)
+    lifetime = None if args.expires is None else parse_duration(args.expires)
+    info, secret = KeyRing(open_store(settings.db)).create(args.name, scopes, lifetime)
     print(secret)
+    expiry = "never expires" if info.expires_at is None else f"expires at {_when(info.expires_at)}"
     print(
-        f"created API key {info.id} ({info.name!r}, prefix {info.prefix}) in {settings.db}.\n"
+        f"created API key {info.id} ({info.name!r}, prefix {info.prefix}, scopes {','.join(info.scopes)}, "
+        f"{expiry}) in {settings.db}.\n"
         "This secret will not be shown again: store it now, e.g. as CYMETICA_API_KEY for "
         "`cymetica-mcp mcp`, or send it as 'Authorization: Bearer <key>'.",
         file=sys.stderr,
@@ -71,6 +107,8 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
                 "created_at": _when(k.created_at),
                 "last_used_at": _when(k.last_used_at),
                 "revoked_at": _when(k.revoked_at),
+                "scopes": list(k.scopes),
+                "expires_at": _when(k.expires_at),
                 "status": _status(k),
             }
             for k in keys
@@ -80,13 +118,15 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
     if not keys:
         print("no API keys yet: create one with `cymetica-mcp keys create --name NAME`")
         return 0
-    header = ("id", "name", "prefix", "created", "last used", "status")
+    header = ("id", "name", "prefix", "scopes", "created", "expires", "last used", "status")
     table = [
         (
             str(k.id),
             k.name,
             k.prefix + "…",
+            ",".join(k.scopes),
             _when(k.created_at) or "",
+            _when(k.expires_at) or "never",
             _when(k.last_used_at) or "never",
             _status(k) if k.active else f"revoked {_when(k.revoked_at)}",
         )

@@ -13,7 +13,17 @@ from cymetica_mcp.config import Settings
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store import open_store
-from cymetica_mcp.web import LOOPBACK_HOSTS, PUSH_INTERVAL, RATE_BURST, RATE_PER_MINUTE, WebOptions
+from cymetica_mcp.web import (
+    INGEST_BURST,
+    INGEST_MAX_BYTES,
+    INGEST_QUEUE,
+    INGEST_RATE_PER_MINUTE,
+    LOOPBACK_HOSTS,
+    PUSH_INTERVAL,
+    RATE_BURST,
+    RATE_PER_MINUTE,
+    WebOptions,
+)
 from cymetica_mcp.windows import iso
 
 log = logging.getLogger(__name__)
@@ -57,6 +67,30 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=RATE_BURST,
         help=f"requests allowed at once per key (default: {RATE_BURST})",
     )
+    serve.add_argument(
+        "--ingest-max-bytes",
+        type=int,
+        default=INGEST_MAX_BYTES,
+        help=f"largest ingest body once decoded, in bytes (default: {INGEST_MAX_BYTES:,} = 64 MiB)",
+    )
+    serve.add_argument(
+        "--ingest-rate-limit",
+        type=float,
+        default=INGEST_RATE_PER_MINUTE,
+        help=f"ingest requests per minute per API key (default: {INGEST_RATE_PER_MINUTE:g})",
+    )
+    serve.add_argument(
+        "--ingest-burst",
+        type=int,
+        default=INGEST_BURST,
+        help=f"ingest requests allowed at once per key (default: {INGEST_BURST})",
+    )
+    serve.add_argument(
+        "--ingest-queue",
+        type=int,
+        default=INGEST_QUEUE,
+        help=f"ingest requests that may wait for the store's writer; more get 503 (default: {INGEST_QUEUE})",
+    )
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a JWT (1 hour) for an API key")
@@ -71,6 +105,10 @@ def _options(args: argparse.Namespace, public_url: str) -> WebOptions:
             push_interval=args.push_interval,
             rate_per_minute=args.rate_limit,
             rate_burst=args.rate_burst,
+            ingest_max_bytes=args.ingest_max_bytes,
+            ingest_rate_per_minute=args.ingest_rate_limit,
+            ingest_burst=args.ingest_burst,
+            ingest_queue=args.ingest_queue,
             allowed_origins=tuple(args.allow_origin),
             loopback_only=args.host in LOOPBACK_HOSTS,
         )
@@ -87,6 +125,7 @@ def banner(url: str, settings: Settings, data_version: int) -> str:
         f"cymetica-mcp serving {settings.db} (data version {data_version}) at {url}",
         f"  REST       GET  {dashboard}",
         f"  token      POST {url}/api/v1/auth/token",
+        f"  ingest     POST {url}/api/v1/ingest/trades  {url}/api/v1/ingest/users  (CSV or JSON Lines)",
         f"  WebSocket  {ws}/ws/analytics?token=<JWT or API key>",
         f"  MCP        {url}/mcp  (Streamable HTTP, Authorization: Bearer)",
         f"  health     {url}/healthz  {url}/readyz",

@@ -19,6 +19,7 @@ from mcp.server.auth.settings import AuthSettings
 
 from cymetica_mcp.auth import HOW_TO_GET_A_KEY, Authenticator, Principal
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Scope
 
 __all__ = ["SCOPE", "AnalyticsTokenVerifier", "Credentials", "http_auth_settings"]
 
@@ -90,11 +91,17 @@ class Credentials:
         return token.token if token is not None else self._api_key
 
     def check(self, token: AccessToken | None) -> Principal:
-        """The caller holding `token` (the HTTP Bearer token; None: the stdio key), or `unauthorized`.
+        """The caller holding `token` (the HTTP Bearer token; None: the stdio key), or `unauthorized`;
+        `forbidden` unless its key has the `read` scope (every MCP request reads dashboards).
 
         Synchronous (a SQLite read): call it on a worker thread. `get_access_token()` must be read on
         the request's own task, so the caller passes its value in.
         """
+        principal = self._authenticated(token)
+        principal.require(Scope.READ)
+        return principal
+
+    def _authenticated(self, token: AccessToken | None) -> Principal:
         if token is not None:
             return self.authenticator.authenticate(token.token)
         if self._api_key is None:

@@ -115,7 +115,7 @@ class DashboardUpdates:
                 log.warning("could not read the store's data version: %s", exc)
                 continue
             if version != last:
-                log.info("data version %d -> %d: notifying dashboard subscribers", last, version)
+                log.debug("data version %d -> %d: notifying dashboard subscribers", last, version)
                 last = version
                 await self.notify()
 

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TypeVar
 
+from cymetica_mcp.errors import AnalyticsError
+
 BUSY_TIMEOUT_MS: Final = 10_000
 
 T = TypeVar("T")
@@ -52,7 +54,7 @@ def transaction(path: Path, *, foreign_keys: bool = True) -> Iterator[sqlite3.Co
     try:
         if not foreign_keys:
             conn.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
-        conn.execute("BEGIN IMMEDIATE")
+        _begin_writing(conn)
         try:
             yield conn
         except BaseException:
@@ -61,6 +63,19 @@ def transaction(path: Path, *, foreign_keys: bool = True) -> Iterator[sqlite3.Co
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _begin_writing(conn: sqlite3.Connection) -> None:
+    """`BEGIN IMMEDIATE`, waiting up to BUSY_TIMEOUT_MS for another writer; past that, `unavailable`."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        raise AnalyticsError(
+            "unavailable",
+            f"another write has held the store for over {BUSY_TIMEOUT_MS // 1000} s; retry when it is done",
+        ) from None
 
 
 def ensure_wal(conn: sqlite3.Connection) -> None:

@@ -41,11 +41,19 @@ class KeyInfo:
     created_at: int
     last_used_at: int | None
     revoked_at: int | None
+    scopes: tuple[str, ...] = ("read",)
+    """What the key may do (`models.Scope` values)."""
+    expires_at: int | None = None
+    """Unix seconds from which the key is refused; None: it never expires."""
 
     @property
     def active(self) -> bool:
         """Not revoked."""
         return self.revoked_at is None
+
+    def expired(self, now: float) -> bool:
+        """Whether the key is past its expiry at `now`."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class TradeColumns(Protocol):
@@ -165,7 +173,15 @@ class KeyLookup(Protocol):
 class KeyRows(Protocol):
     """API keys: only the SHA-256 of each secret is stored."""
 
-    def create(self, name: str, prefix: str, digest: bytes, created_at: int) -> KeyInfo:
+    def create(
+        self,
+        name: str,
+        prefix: str,
+        digest: bytes,
+        created_at: int,
+        scopes: tuple[str, ...] = ("read",),
+        expires_at: int | None = None,
+    ) -> KeyInfo:
         """Store a new key."""
         ...
 

@@ -9,11 +9,14 @@ from typing import Any, Final
 from cymetica_mcp.store._connection import Kept, connect, reading, transaction
 from cymetica_mcp.store._interface import KeyInfo
 
-_COLUMNS: Final = "id, name, prefix, created_at, last_used_at, revoked_at"
+_COLUMNS: Final = "id, name, prefix, created_at, last_used_at, revoked_at, scopes, expires_at"
 
 
 def _info(row: tuple[Any, ...]) -> KeyInfo:
-    return KeyInfo(*row)
+    key_id, name, prefix, created_at, last_used_at, revoked_at, scopes, expires_at = row
+    return KeyInfo(
+        key_id, name, prefix, created_at, last_used_at, revoked_at, tuple(scopes.split(",")), expires_at
+    )
 
 
 class SQLiteKeys:
@@ -22,12 +25,21 @@ class SQLiteKeys:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def create(self, name: str, prefix: str, digest: bytes, created_at: int) -> KeyInfo:
+    def create(
+        self,
+        name: str,
+        prefix: str,
+        digest: bytes,
+        created_at: int,
+        scopes: tuple[str, ...] = ("read",),
+        expires_at: int | None = None,
+    ) -> KeyInfo:
         """Store a new key."""
         with transaction(self.path) as conn:
             cursor = conn.execute(
-                "INSERT INTO api_keys (name, prefix, secret_hash, created_at) VALUES (?, ?, ?, ?)",
-                (name, prefix, digest, created_at),
+                "INSERT INTO api_keys (name, prefix, secret_hash, created_at, scopes, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (name, prefix, digest, created_at, ",".join(scopes), expires_at),
             )
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (cursor.lastrowid,)

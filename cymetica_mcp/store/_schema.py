@@ -63,4 +63,9 @@ MIGRATIONS: Final[tuple[str, ...]] = (
         pnl      BLOB NOT NULL
     ) STRICT;
     """,
+    # 4: what each API key may do (comma-separated scopes; keys made before keep `read`) and until when
+    """
+    ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'read';
+    ALTER TABLE api_keys ADD COLUMN expires_at INTEGER;
+    """,
 )

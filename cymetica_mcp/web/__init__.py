@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from cymetica_mcp.web._server import GracefulServer, base_url, bind, make_server
 
 __all__ = [
+    "INGEST_BURST",
+    "INGEST_MAX_BYTES",
+    "INGEST_QUEUE",
+    "INGEST_RATE_PER_MINUTE",
     "LOOPBACK_HOSTS",
     "PUSH_INTERVAL",
     "RATE_BURST",
@@ -39,6 +43,10 @@ _HOME = {
     "create_app": "_app",
     "WebOptions": "_options",
     "LOOPBACK_HOSTS": "_options",
+    "INGEST_BURST": "_options",
+    "INGEST_MAX_BYTES": "_options",
+    "INGEST_QUEUE": "_options",
+    "INGEST_RATE_PER_MINUTE": "_options",
     "PUSH_INTERVAL": "_options",
     "RATE_BURST": "_options",
     "RATE_PER_MINUTE": "_options",

@@ -1,7 +1,8 @@
 """The Starlette app of `cymetica-mcp serve`: REST, the WebSocket stream, MCP over HTTP and health probes.
 
     /healthz, /readyz                       no credential, no data
-    GET  /api/v1/analytics/dashboard        Bearer API key or JWT
+    GET  /api/v1/analytics/dashboard        Bearer API key or JWT (scope read)
+    POST /api/v1/ingest/trades, /users      Bearer API key or JWT (scope ingest): CSV or JSON Lines
     POST /api/v1/auth/token                 Bearer API key -> JWT
     WS   /ws/analytics?token=...            JWT or API key
     /mcp                                    MCP Streamable HTTP, Bearer API key or JWT
@@ -37,6 +38,7 @@ from cymetica_mcp.web._door import Door
 from cymetica_mcp.web._envelope import error_response
 from cymetica_mcp.web._health import health_routes
 from cymetica_mcp.web._hub import Hub
+from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
 from cymetica_mcp.web._logs import install_redaction
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
@@ -55,6 +57,7 @@ class AnalyticsApp(Starlette):
 
     hub: Hub
     door: Door
+    writer: WriterQueue
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
@@ -95,8 +98,10 @@ def create_app(
     limiter = RateLimiter(options.rate_per_minute, options.rate_burst, clock=limiter_clock)
     door = Door(engine, authenticator, limiter, options)
     hub = Hub(door)
+    writer = WriterQueue(options.ingest_queue)
     routes: list[BaseRoute] = [
         *rest_routes(door),  # first: the router tries each path in turn, and dashboards are the traffic
+        *ingest_routes(door, writer),
         *health_routes(engine.store),
         websocket_route(hub),
     ]
@@ -143,6 +148,7 @@ def create_app(
     )
     app.hub = hub
     app.door = door
+    app.writer = writer
     return app
 
 

@@ -5,6 +5,10 @@ Every push tick groups the live clients by (filter, period), checks each client'
 serialises it once and offers the same text to every client of the group. Offering never waits: each
 client has a bounded queue drained by its own writer, and a client whose queue is full is closed as
 too slow, so one slow reader never delays the others.
+
+Between ticks, the hub looks at the store's commit stamp every `change_check_interval`: once an import
+(from any process) has moved the data version, each client whose dashboard it changed gets an update
+at once, or as soon as `UPDATE_EVERY` has passed since its last one.
 """
 
 from __future__ import annotations
@@ -23,13 +27,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from cymetica_mcp.auth import Authenticator, Principal
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.store import Stamp
 from cymetica_mcp.web import _messages as messages
 from cymetica_mcp.web._door import Door
 from cymetica_mcp.web._envelope import dumps
+from cymetica_mcp.web._options import UPDATE_EVERY
 
 log = logging.getLogger(__name__)
 
 UNAUTHORIZED: Final = 4401
+FORBIDDEN: Final = 4403
 TOO_MANY: Final = 4429
 GOING_AWAY: Final = 1001
 POLICY: Final = 1008
@@ -51,6 +58,10 @@ class Client:
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     live: bool = False
     closing: tuple[int, str] | None = None
+    shown: int | None = None
+    """The fingerprint of the figures of the last update it was sent (`Update.figures`)."""
+    updated_at: float = -UPDATE_EVERY
+    """When (anyio's clock) it was last sent an update."""
 
     @property
     def preferences(self) -> tuple[Filter, Period]:
@@ -71,6 +82,11 @@ class Client:
             return False
         return True
 
+    def update(self, update: Update) -> bool:
+        """Queue an `analytics_update` (see `offer`), remembering what it showed and when."""
+        self.shown, self.updated_at = update.figures, anyio.current_time()
+        return self.offer(update.text)
+
     def close(self, code: int, reason: str) -> None:
         """Ask the session to close with `code` (the first request wins) and stop its tasks."""
         if self.closing is None:
@@ -78,8 +94,16 @@ class Client:
         self.scope.cancel()
 
 
+@dataclass(frozen=True, slots=True)
+class Update:
+    """An `analytics_update` message and a fingerprint of its figures (the dashboard but its instant)."""
+
+    text: str
+    figures: int | None
+
+
 class Hub:
-    """All WebSocket sessions of one app and the push and heartbeat loops that serve them."""
+    """All WebSocket sessions of one app and the push, change and heartbeat loops that serve them."""
 
     def __init__(self, door: Door) -> None:
         self.door = door
@@ -88,6 +112,9 @@ class Hub:
         self.computations = 0
         self._ids = itertools.count(1)
         self._emptied: anyio.Event | None = None
+        self._stamp: Stamp | None = None
+        self._version: int | None = None
+        self._due: set[int] = set()
 
     def open(self, principal: Principal, credential: str) -> Client:
         """A new session for `principal` (not yet live), or `rate_limited` past the per-key limit."""
@@ -113,6 +140,7 @@ class Hub:
         """Run the push and heartbeat loops until cancelled."""
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self._every, self.door.options.push_interval, self.push)
+            tasks.start_soon(self._every, self.door.options.change_check_interval, self.changes)
             tasks.start_soon(self._every, self.door.options.heartbeat_interval, self.heartbeat)
 
     @staticmethod
@@ -150,25 +178,59 @@ class Hub:
         for client in clients:
             if client.closing is None:
                 groups[client.preferences].append(client)
-        for (filter, period), members in groups.items():
-            text = await self.update_text(filter, period)
-            for client in members:
-                if client.preferences == (filter, period):  # unchanged since the tick began
-                    client.offer(text)
+        await self._send(groups, lambda client, update: True)
 
-    async def update_text(self, filter: Filter, period: Period) -> str:
-        """The `analytics_update` message for (filter, period), or an `internal` error message."""
+    async def changes(self) -> None:
+        """After an import (by any process), update the clients whose figures it changed, each at most
+        once per UPDATE_EVERY seconds; a client updated less than that ago gets it on a later look."""
+        stamp = self.door.watch.stamp()
+        if stamp is not None and stamp != self._stamp:
+            self._stamp = stamp
+            version = await anyio.to_thread.run_sync(self.door.engine.data_version)
+            if self._version is not None and version != self._version:
+                self._due.update(client.id for client in self.live())
+            self._version = version
+        if not self._due:
+            return
+        now = anyio.current_time()
+        groups: dict[tuple[Filter, Period], list[Client]] = defaultdict(list)
+        for client in self.live():
+            if client.id in self._due and now - client.updated_at >= UPDATE_EVERY:
+                groups[client.preferences].append(client)
+                self._due.discard(client.id)
+        self._due &= self.clients.keys()
+        await self._send(groups, lambda client, update: update.figures != client.shown)
+
+    async def _send(
+        self, groups: dict[tuple[Filter, Period], list[Client]], wanted: Callable[[Client, Update], bool]
+    ) -> None:
+        """Compute each group's update once and send it to the members `wanted` says should have it."""
+        for (filter, period), members in groups.items():
+            update = await self.update_of(filter, period)
+            for client in members:
+                if client.preferences == (filter, period) and wanted(client, update):  # unchanged since
+                    client.update(update)
+
+    async def update_of(self, filter: Filter, period: Period) -> Update:
+        """The `analytics_update` for (filter, period) and its fingerprint, or an `internal` error
+        message (with no fingerprint, so that the next change tries again)."""
         self.computations += 1
         try:
             result = await self.door.result(filter, period)
         except Exception:
             log.exception("computing the %s/%s dashboard for WebSocket clients failed", filter, period)
-            return messages.error(
-                AnalyticsError(
-                    "internal", "the dashboard could not be computed; the server's log has details"
-                )
+            return Update(
+                messages.error(
+                    AnalyticsError(
+                        "internal", "the dashboard could not be computed; the server's log has details"
+                    )
+                ),
+                None,
             )
-        return messages.analytics_update(dumps(result.dashboard.to_wire()))
+        wire = result.dashboard.to_wire()
+        text = messages.analytics_update(dumps(wire))
+        wire["metrics"] = {**wire["metrics"], "timestamp": None}
+        return Update(text, hash(dumps(wire)))
 
     async def close_all(
         self, code: int = GOING_AWAY, reason: str = "server shutting down", wait: float = 5.0

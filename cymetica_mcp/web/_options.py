@@ -14,6 +14,10 @@ MAX_MESSAGE_BYTES: Final = 4_096
 """Largest client WebSocket message; a bigger one closes the connection with 1009."""
 QUEUE_MESSAGES: Final = 8
 """Messages a WebSocket client may have waiting; one more and it is closed as too slow."""
+CHANGE_CHECK_INTERVAL: Final = 0.2
+"""Seconds between two looks at the store's commit stamp for an import to push (any process's)."""
+UPDATE_EVERY: Final = 1.0
+"""Fewest seconds between two `analytics_update` messages to one client pushed because the data changed."""
 SEND_TIMEOUT: Final = 10.0
 """Seconds one WebSocket send may take before the client is closed as too slow."""
 RATE_PER_MINUTE: Final = 600.0
@@ -23,6 +27,14 @@ RATE_BURST: Final = 60
 CONNECTIONS_PER_KEY: Final = 16
 """Open WebSockets per API key."""
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
+INGEST_MAX_BYTES: Final = 64 << 20
+"""Largest ingest body, decoded (after gzip)."""
+INGEST_QUEUE: Final = 32
+"""Ingest requests that may wait for the store's writer at once; one more gets 503 and Retry-After."""
+INGEST_RATE_PER_MINUTE: Final = 600.0
+"""Ingest requests per minute per API key, sustained (separate from the read limit)."""
+INGEST_BURST: Final = 60
+"""Ingest requests per API key allowed at once before the sustained rate applies."""
 
 
 class WebOptions(BaseModel):
@@ -53,3 +65,12 @@ class WebOptions(BaseModel):
         description="Accept only loopback Host headers (DNS-rebinding protection when bound to localhost).",
     )
     mcp: bool = Field(default=True, description="Mount the MCP server at /mcp.")
+    ingest_max_bytes: int = Field(default=INGEST_MAX_BYTES, gt=0, description="Largest decoded ingest body.")
+    ingest_queue: int = Field(default=INGEST_QUEUE, gt=0, description="Ingest requests waiting at once.")
+    ingest_rate_per_minute: float = Field(
+        default=INGEST_RATE_PER_MINUTE, gt=0, description="Sustained ingest requests per key."
+    )
+    ingest_burst: int = Field(default=INGEST_BURST, gt=0, description="Burst of ingest requests per key.")
+    change_check_interval: float = Field(
+        default=CHANGE_CHECK_INTERVAL, gt=0, description="Seconds between looks at the store for new imports."
+    )

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from cymetica_mcp.engine import Result
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.models import Filter, Period, Scope
 from cymetica_mcp.web._door import Door, bearer, bearer_sent
 from cymetica_mcp.web._envelope import JSON, dumps, error_response, json_response
 
@@ -105,6 +105,7 @@ def rest_routes(door: Door) -> list[Route]:
             if principal is None:
                 principal = await door.principal(credential)
                 stamp = door.watch.stamp()
+            principal.require(Scope.READ)
             door.limiter.check(principal.key_id)
             filter, period = _choice(request)
         except AnalyticsError as exc:

@@ -26,9 +26,10 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.models import Scope
 from cymetica_mcp.web import _messages as messages
 from cymetica_mcp.web._door import bearer
-from cymetica_mcp.web._hub import GOING_AWAY, POLICY, TOO_BIG, TOO_MANY, UNAUTHORIZED, Client, Hub
+from cymetica_mcp.web._hub import FORBIDDEN, GOING_AWAY, POLICY, TOO_BIG, TOO_MANY, UNAUTHORIZED, Client, Hub
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,12 @@ class Session:
             await self._close(UNAUTHORIZED, exc.message)
             return
         try:
+            principal.require(Scope.READ)
+        except AnalyticsError as exc:
+            log.info("WebSocket of key %d refused with %d: %s", principal.key_id, FORBIDDEN, exc.message)
+            await self._close(FORBIDDEN, exc.message)
+            return
+        try:
             self.door.limiter.check(principal.key_id)
             client = self.hub.open(principal, credential)
         except AnalyticsError as exc:
@@ -104,13 +111,13 @@ class Session:
     async def _serve(self, client: Client, tasks: TaskGroup) -> None:
         """Greet, send the first update, then answer messages until the client leaves."""
         options = self.door.options
-        first = await self.hub.update_text(client.filter, client.period)
+        first = await self.hub.update_of(client.filter, client.period)
         client.offer(
             messages.connected(
                 client.id, client.filter, client.period, options.push_interval, options.heartbeat_interval
             )
         )
-        client.offer(first)
+        client.update(first)
         client.live = True
         while True:
             message = await self.websocket.receive()
@@ -139,12 +146,12 @@ class Session:
             client.offer(messages.error(exc))
             return
         filter, period = request.filter or client.filter, request.period or client.period
-        update = await self.hub.update_text(filter, period)
+        update = await self.hub.update_of(filter, period)
         # No await from here on: the ack and its update are queued together, and every push from
         # now on follows the new preferences.
         client.filter, client.period = filter, period
         client.offer(messages.preferences_ack(filter, period))
-        client.offer(update)
+        client.update(update)
 
     async def _recheck(self, client: Client) -> None:
         """Close the session with 4401 if its credential was revoked or has expired."""

@@ -62,7 +62,7 @@ def test_create_prints_the_secret_once_and_stores_only_its_hash(
     assert authenticate(db, secret) == 1
 
 
-def test_list_shows_id_name_prefix_times_and_status_never_the_secret(
+def test_list_shows_id_name_prefix_scopes_times_and_status_never_the_secret(
     db: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     first, second = create(db, capsys, "desktop"), create(db, capsys, "ci robot")
@@ -70,8 +70,19 @@ def test_list_shows_id_name_prefix_times_and_status_never_the_secret(
     status, table, _ = run(db, capsys, "keys", "list")
     assert status == 0
     header, row1, row2 = table.splitlines()
-    assert header.split() == ["id", "name", "prefix", "created", "last", "used", "status"]
+    assert header.split() == [
+        "id",
+        "name",
+        "prefix",
+        "scopes",
+        "created",
+        "expires",
+        "last",
+        "used",
+        "status",
+    ]
     assert row1.startswith("1 ") and "desktop" in row1 and first[:12] in row1 and row1.endswith("active")
+    assert row1.split()[3] == "read" and "never" in row1  # keys made without --scope read; none expire
     assert row2.startswith("2 ") and "ci robot" in row2 and "never" in row2
     assert first not in table and second not in table and first[12:20] not in table
 
