@@ -11,9 +11,16 @@ from __future__ import annotations
 from cymetica_mcp.mcp_server._caller import NO_STDIO_KEY, SCOPE, http_auth_settings
 from cymetica_mcp.mcp_server._envelope import OUTPUT_SCHEMA
 from cymetica_mcp.mcp_server._resources import URI_TEMPLATE, dashboard_uri
-from cymetica_mcp.mcp_server._server import TOOL_NAME, UNAUTHORIZED_RPC_CODE, Dashboards, create_server
+from cymetica_mcp.mcp_server._server import (
+    FORBIDDEN_RPC_CODE,
+    TOOL_NAME,
+    UNAUTHORIZED_RPC_CODE,
+    Dashboards,
+    create_server,
+)
 
 __all__ = [
+    "FORBIDDEN_RPC_CODE",
     "NO_STDIO_KEY",
     "OUTPUT_SCHEMA",
     "SCOPE",

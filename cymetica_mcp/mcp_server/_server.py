@@ -79,6 +79,8 @@ POPULATIONS: Final = {
     Filter.AGENTS: "trading agents",
 }
 UNAUTHORIZED_RPC_CODE: Final = -32001
+FORBIDDEN_RPC_CODE: Final = -32003
+"""A resource or prompt asked with a key that lacks the `read` scope (a server-defined JSON-RPC code)."""
 """JSON-RPC code of an `unauthorized` resource read or prompt (server-defined range)."""
 
 TOOL_DESCRIPTION: Final = """\
@@ -272,7 +274,12 @@ class Dashboards:
 
 def _protocol_error(error: AnalyticsError) -> MCPError:
     """A JSON-RPC error for a resource or prompt: code by kind, the failure envelope as `data`."""
-    code = {"unauthorized": UNAUTHORIZED_RPC_CODE, "internal": INTERNAL_ERROR}.get(error.code, INVALID_PARAMS)
+    codes = {
+        "unauthorized": UNAUTHORIZED_RPC_CODE,
+        "forbidden": FORBIDDEN_RPC_CODE,
+        "internal": INTERNAL_ERROR,
+    }
+    code = codes.get(error.code, INVALID_PARAMS)
     return MCPError(code=code, message=f"{error.code}: {error.message}", data=error.to_dict())
 
 

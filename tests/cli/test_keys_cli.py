@@ -128,3 +128,22 @@ def test_mistakes_get_a_clear_error_and_status_2(
 ) -> None:
     status, out, err = run(db, capsys, *args)
     assert (status, out) == (2, "") and err.startswith(message)
+
+
+def test_create_takes_scopes_and_an_expiry_and_refuses_bad_ones(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, secret, said = run(
+        db, capsys, "keys", "create", "--name", "platform", "--scope", "ingest,read", "--expires", "90d"
+    )
+    assert status == 0 and "scopes read,ingest, expires at " in said
+    (key,) = json.loads(run(db, capsys, "keys", "list", "--json")[1])
+    assert key["scopes"] == ["read", "ingest"] and key["expires_at"] is not None
+    assert authenticate(db, secret.strip()) == 1
+    for flags, says in (
+        (("--scope", "write"), "scope must be one of read, ingest; got 'write'"),
+        (("--expires", "90"), "--expires must be a positive whole number of d, h, m or s"),
+        (("--expires", "0d"), "--expires must be a positive whole number"),
+    ):
+        status, out, err = run(db, capsys, "keys", "create", "--name", "bad", *flags)
+        assert status == 2 and out == "" and says in err

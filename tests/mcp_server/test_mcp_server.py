@@ -23,6 +23,7 @@ from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.mcp_server import (
+    FORBIDDEN_RPC_CODE,
     TOOL_NAME,
     UNAUTHORIZED_RPC_CODE,
     URI_TEMPLATE,
@@ -38,6 +39,7 @@ from cymetica_mcp.models import (
     MetricCard,
     Period,
     ProfitabilityBucket,
+    Scope,
     VolumePoint,
 )
 from cymetica_mcp.store import SQLiteStore
@@ -313,6 +315,22 @@ async def test_a_key_revoked_by_another_process_is_refused_on_the_next_call(
         result = await client.call_tool(TOOL_NAME, {})
     assert result.is_error
     assert envelope(result)["error"]["code"] == "unauthorized"
+
+
+async def test_a_key_without_the_read_scope_is_forbidden_on_every_request(
+    engine: Engine, authenticator: Authenticator, demo_store: SQLiteStore
+) -> None:
+    _, writer = KeyRing(demo_store).create("platform", (Scope.INGEST,))
+    server = create_server(engine, authenticator, api_key=writer)
+    async with Client(server) as client:
+        result = await client.call_tool(TOOL_NAME, {})
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource(dashboard_uri(Filter.ALL, Period.H24))
+    assert result.is_error
+    body = envelope(result)
+    assert body["error"]["code"] == "forbidden" and "'read' scope" in body["error"]["message"]
+    assert refused.value.code == FORBIDDEN_RPC_CODE
+    assert refused.value.data["error"]["code"] == "forbidden"
 
 
 class BrokenEngine(Engine):

@@ -196,6 +196,18 @@ async def test_scopes_are_enforced_on_every_door(served: Served, api_key: str) -
         assert (code, before) == (4403, []) and "'read' scope" in reason
 
 
+async def test_a_revoked_ingest_key_and_its_tokens_are_refused_at_once(served: Served) -> None:
+    ring = KeyRing(served.store)
+    info, secret = ring.create("platform", (Scope.INGEST,))
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        token = (await http.post("/api/v1/auth/token", headers=bearer(secret))).json()["access_token"]
+        assert (await http.post(USERS, content=USERS_JSONL, headers=bearer(secret, JSONL))).status_code == 200
+        KeyRing(SQLiteStore(served.store.path)).revoke(info.id)  # as `keys revoke` would, elsewhere
+        for credential in (secret, token):
+            refused = await http.post(USERS, content=USERS_JSONL, headers=bearer(credential, JSONL))
+            assert refused.status_code == 401 and "revoked" in refused.json()["error"]["message"]
+
+
 async def test_an_expired_key_is_refused_and_its_tokens_never_outlive_it(served: Served) -> None:
     ring = KeyRing(served.store)
     _, short = ring.create("short-lived", (Scope.READ, Scope.INGEST), lifetime=2)
