@@ -18,11 +18,11 @@ from cymetica_mcp.web import (
     INGEST_MAX_BYTES,
     INGEST_QUEUE,
     INGEST_RATE_PER_MINUTE,
-    LOOPBACK_HOSTS,
     PUSH_INTERVAL,
     RATE_BURST,
     RATE_PER_MINUTE,
     WebOptions,
+    is_loopback,
 )
 from cymetica_mcp.windows import iso
 
@@ -110,7 +110,7 @@ def _options(args: argparse.Namespace, public_url: str) -> WebOptions:
             ingest_burst=args.ingest_burst,
             ingest_queue=args.ingest_queue,
             allowed_origins=tuple(args.allow_origin),
-            loopback_only=args.host in LOOPBACK_HOSTS,
+            loopback_only=is_loopback(args.host),
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

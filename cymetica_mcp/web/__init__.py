@@ -17,6 +17,7 @@ if TYPE_CHECKING:
         RATE_BURST,
         RATE_PER_MINUTE,
         WebOptions,
+        is_loopback,
     )
     from cymetica_mcp.web._server import GracefulServer, base_url, bind, make_server
 
@@ -35,6 +36,7 @@ __all__ = [
     "base_url",
     "bind",
     "create_app",
+    "is_loopback",
     "make_server",
 ]
 
@@ -43,6 +45,7 @@ _HOME = {
     "create_app": "_app",
     "WebOptions": "_options",
     "LOOPBACK_HOSTS": "_options",
+    "is_loopback": "_options",
     "INGEST_BURST": "_options",
     "INGEST_MAX_BYTES": "_options",
     "INGEST_QUEUE": "_options",

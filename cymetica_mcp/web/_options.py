@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +28,25 @@ RATE_BURST: Final = 60
 CONNECTIONS_PER_KEY: Final = 16
 """Open WebSockets per API key."""
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
+"""The loopback names an error message suggests (any address that `is_loopback` accepts is served)."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, IPv6 bracketed or not) is this machine's loopback: `localhost`,
+    any of 127.0.0.0/8, `::1`, or an IPv4-mapped form of those (`::ffff:127.0.0.1`). Decided from the
+    parsed address, never by comparing strings: `127.0.0.2` binds loopback as surely as `127.0.0.1`."""
+    name = host.strip().removeprefix("[").removesuffix("]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # another name: it may resolve anywhere
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 INGEST_MAX_BYTES: Final = 64 << 20
 """Largest ingest body, decoded (after gzip)."""
 INGEST_QUEUE: Final = 32

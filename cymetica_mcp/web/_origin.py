@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.web._envelope import dumps
-from cymetica_mcp.web._options import LOOPBACK_HOSTS
+from cymetica_mcp.web._options import is_loopback
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -46,7 +46,7 @@ def origin_allowed(origin: str, host: str, allowed: tuple[str, ...], loopback: b
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False  # "null", file:// and other opaque origins
-    if loopback and (parts.hostname or "") in LOOPBACK_HOSTS:
+    if loopback and is_loopback(parts.hostname or ""):
         return True
     # Same host and port. The scheme is not compared: behind a TLS-terminating proxy the server sees
     # http while the page is https; a Host without a port means the origin scheme's default port.
@@ -73,11 +73,11 @@ class OriginGuard:
                 host = value.decode("latin-1")
             elif name == b"origin":
                 origin = value.decode("latin-1")
-        if self.loopback_only and _hostname(host).lower() not in LOOPBACK_HOSTS:
+        if self.loopback_only and not is_loopback(_hostname(host)):
             error = AnalyticsError(
                 "forbidden",
                 f"Host {host!r} is not served here: this server is bound to loopback and answers only "
-                "127.0.0.1, localhost or [::1] (serve with --host to expose it)",
+                "loopback addresses such as 127.0.0.1, localhost or [::1] (serve with --host to expose it)",
             )
             await _deny(scope, receive, send, 421, error)
             return

@@ -13,6 +13,7 @@ from uvicorn.logging import AccessFormatter, DefaultFormatter
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.web import is_loopback
 from cymetica_mcp.web._logs import _TOKEN, _WS_QUERY, REDACTED, TokenRedactor, redact
 from cymetica_mcp.web._messages import Ping, SetPreferences, close_reason, parse_client_message
 from cymetica_mcp.web._origin import OriginGuard, origin_allowed
@@ -207,3 +208,31 @@ def test_the_origin_guard_reads_the_last_host_and_origin_header_in_any_case() ->
     assert run([(b"host", b"127.0.0.1:8000"), (b"HOST", b"evil.example")]) == 421
     assert run([(b"host", b"127.0.0.1:8000"), (b"Origin", b"https://evil.example")]) == 403
     assert run([(b"host", b"127.0.0.1:8000"), (b"origin", b"http://localhost:3000")]) == "passed"
+    assert run([(b"host", b"127.0.0.2:8000")]) == "passed"  # all of 127.0.0.0/8 is loopback
+    assert run([(b"host", b"[::ffff:127.0.0.1]:8000")]) == "passed"
+    assert run([(b"host", b"127.0.0.1.evil.example:8000")]) == 421
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("127.255.255.254", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("::ffff:127.0.0.1", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("::ffff:10.0.0.1", False),
+        ("192.168.1.2", False),
+        ("example.com", False),
+        ("localhost.example.com", False),
+        ("127.0.0.1.nip.io", False),
+    ],
+)
+def test_bound_to_loopback_is_decided_from_the_parsed_address(host: str, loopback: bool) -> None:
+    """`serve --host` turns the DNS-rebinding check on for every loopback address, not only the usual names."""
+    assert is_loopback(host) is loopback
