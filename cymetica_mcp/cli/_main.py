@@ -24,6 +24,7 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import DemoSpec, ImportReport, import_files, write_demo
 from cymetica_mcp.models import Dashboard, Filter, Period
 from cymetica_mcp.store import open_store
+from cymetica_mcp.web import install_redaction
 
 log = logging.getLogger("cymetica_mcp")
 
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        install_redaction()  # no credential in any log line, whichever command logs it
         run: Command = args.run
         return run(args, settings)
     except AnalyticsError as exc:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cymetica_mcp.web._app import AnalyticsApp, create_app
+    from cymetica_mcp.web._logs import install_redaction
     from cymetica_mcp.web._options import (
         LOOPBACK_HOSTS,
         PUSH_INTERVAL,
@@ -36,6 +37,7 @@ __all__ = [
     "base_url",
     "bind",
     "create_app",
+    "install_redaction",
     "is_loopback",
     "make_server",
 ]
@@ -46,6 +48,7 @@ _HOME = {
     "WebOptions": "_options",
     "LOOPBACK_HOSTS": "_options",
     "is_loopback": "_options",
+    "install_redaction": "_logs",
     "INGEST_BURST": "_options",
     "INGEST_MAX_BYTES": "_options",
     "INGEST_QUEUE": "_options",

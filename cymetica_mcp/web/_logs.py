@@ -1,9 +1,18 @@
-"""Keep credentials out of the logs: `token=` values in logged URLs become `token=[redacted]`.
+"""Keep credentials out of the logs, at every level: whatever looks like one becomes `[redacted]`.
 
-uvicorn logs every request path with its query string: HTTP lines on `uvicorn.access`, WebSocket
-handshakes (`"WebSocket /ws/analytics?token=..." [accepted]`) on `uvicorn.error`. The published API
-puts the WebSocket token in the query string, so both loggers get a filter that rewrites the record's
-arguments in place (uvicorn's access formatter unpacks them, so their number must not change).
+What is redacted, in a record's message, its string arguments and its exception and stack text:
+
+    token=<value>, access_token=<value>          query strings (the published API puts the WebSocket
+                                                 token there; uvicorn logs every path with its query)
+    Bearer <value>, Basic <value>                Authorization headers (the websockets library logs
+                                                 request headers at DEBUG through uvicorn.error)
+    Cookie: <value>, Set-Cookie: <value>         in header lines and header tuples
+    cym_<...>                                    an API key, wherever it appears
+    eyJ<...>.<...>.<...>                         a JWT, wherever it appears
+
+`install_redaction` puts the filter on every handler there is (the root's, uvicorn's) and on our
+loggers, so a record is redacted whichever logger emits it. It rewrites records in place and keeps
+the number of arguments (uvicorn's access formatter unpacks them).
 """
 
 from __future__ import annotations
@@ -15,26 +24,35 @@ from typing import Final
 REDACTED: Final = "[redacted]"
 LOGGERS: Final = ("uvicorn.access", "uvicorn.error", "uvicorn", "cymetica_mcp")
 _TOKEN: Final = re.compile(r"((?:^|[?&;\s\"'])(?:access_)?token=)[^&\s\"'#;]*", re.IGNORECASE)
-
-
 _WS_QUERY: Final = re.compile(r"(/ws/analytics\?)[^\s\"']*")
+_SCHEME: Final = re.compile(r"(\b(?:bearer|basic)\s+)[^\s\"',)\]]+", re.IGNORECASE)
+_COOKIE: Final = re.compile(r"(\b(?:set-)?cookie['\"]?\s*[:,=]\s*b?['\"]?)[^'\"\r\n]+", re.IGNORECASE)
+_KEY: Final = re.compile(r"cym_[A-Za-z0-9_\-]+")
+_JWT: Final = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*")
+_HINTS: Final = ("token=", "/ws/analytics?", "bearer", "basic", "cookie", "cym_", "eyj")
+_FORMATTER: Final = logging.Formatter()
 
 
 def redact(text: str) -> str:
-    """`text` with every `token=` / `access_token=` value replaced by `[redacted]`, and the whole query
-    of a WebSocket URL that holds percent-encoding (where a name such as `%74oken=` would slip through)."""
+    """`text` with every credential-shaped part replaced by `[redacted]` (see the module's table), and
+    the whole query of a WebSocket URL that holds percent-encoding (where `%74oken=` would slip through)."""
     if not _suspect(text):
         return text
     text = _TOKEN.sub(rf"\g<1>{REDACTED}", text)
-    return _WS_QUERY.sub(lambda m: m.group(1) + REDACTED if "%" in m.group(0) else m.group(0), text)
+    text = _WS_QUERY.sub(lambda m: m.group(1) + REDACTED if "%" in m.group(0) else m.group(0), text)
+    text = _SCHEME.sub(rf"\g<1>{REDACTED}", text)
+    text = _COOKIE.sub(rf"\g<1>{REDACTED}", text)
+    text = _KEY.sub("cym_" + REDACTED, text)
+    return _JWT.sub(REDACTED, text)
 
 
 def _suspect(text: str) -> bool:
-    """Whether either pattern could match: every log line passes here, nearly all without a token.
+    """Whether any pattern could match: every log line passes here, nearly all without a credential.
 
-    `_TOKEN` needs `token=` in some case (the only look-alike its case-insensitive match accepts, the
-    Kelvin sign for `k`, lower-cases to `k`), `_WS_QUERY` needs the WebSocket path itself."""
-    return "token=" in text.lower() or "/ws/analytics?" in text
+    Each pattern needs one of the hints in some case; case-folding maps the look-alikes that a
+    case-insensitive match accepts (the Kelvin sign for `k`, the long s for `s`) to the plain letters."""
+    folded = text.casefold()
+    return any(hint in folded for hint in _HINTS)
 
 
 def _clean(value: object) -> object:
@@ -42,7 +60,7 @@ def _clean(value: object) -> object:
 
 
 class TokenRedactor(logging.Filter):
-    """A logging filter that redacts token values in a record's message and string arguments."""
+    """A logging filter that redacts credentials in a record's message, arguments and tracebacks."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Rewrite the record in place; never drop it."""
@@ -54,12 +72,23 @@ class TokenRedactor(logging.Filter):
                 record.args = tuple(_clean(arg) for arg in args)
         elif isinstance(args, dict):
             record.args = {key: _clean(arg) for key, arg in args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _FORMATTER.formatException(record.exc_info)  # what a handler would print
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 
 def install_redaction(names: tuple[str, ...] = LOGGERS) -> None:
-    """Add one `TokenRedactor` to each named logger (idempotent)."""
-    for name in names:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, TokenRedactor) for f in logger.filters):
-            logger.addFilter(TokenRedactor())
+    """Add one `TokenRedactor` to every handler of every logger (the root's included) and to each
+    named logger (idempotent). Call it once logging is configured (uvicorn configures its own)."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in names)]
+    loggers += [
+        found for found in logging.Logger.manager.loggerDict.values() if isinstance(found, logging.Logger)
+    ]
+    for logger in loggers:
+        for filtered in (logger, *logger.handlers):
+            if not any(isinstance(f, TokenRedactor) for f in filtered.filters):
+                filtered.addFilter(TokenRedactor())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import sys
+from unittest import mock
 
 import anyio
 import pytest
@@ -13,8 +15,8 @@ from uvicorn.logging import AccessFormatter, DefaultFormatter
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.web import is_loopback
-from cymetica_mcp.web._logs import _TOKEN, _WS_QUERY, REDACTED, TokenRedactor, redact
+from cymetica_mcp.web import _logs, is_loopback
+from cymetica_mcp.web._logs import TokenRedactor, install_redaction, redact
 from cymetica_mcp.web._messages import Ping, SetPreferences, close_reason, parse_client_message
 from cymetica_mcp.web._origin import OriginGuard, origin_allowed
 from cymetica_mcp.web._ratelimit import RateLimited, RateLimiter
@@ -73,14 +75,71 @@ def test_redact_replaces_token_values_only(text: str, expected: str) -> None:
     assert redact(text) == expected
 
 
+KEY = "cym_Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z_-AbCdEfGh"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"< Authorization: Bearer {KEY}",
+        f"(b'authorization', b'Bearer {JWT}')",
+        f"authorization: basic {KEY}",
+        f"key {KEY} was used",
+        f"token {JWT}.",
+        "< Cookie: session=s3cret; theme=dark",
+        "(b'cookie', b'session=s3cret')",
+        "Set-Cookie: session=s3cret; HttpOnly",
+    ],
+)
+def test_redact_removes_every_credential_shape(text: str) -> None:
+    cleaned = redact(text)
+    for secret in (KEY.removeprefix("cym_"), JWT.split(".")[1], "s3cret"):
+        assert secret not in cleaned
+    assert REDACTED_MARK in cleaned
+
+
+REDACTED_MARK = "[redacted]"
+
+
+def test_a_traceback_that_holds_a_credential_is_redacted() -> None:
+    try:
+        raise ValueError(f"bad credential {KEY}")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    assert TokenRedactor().filter(record)
+    line = logging.Formatter("%(message)s").format(record)
+    assert "ValueError: bad credential cym_[redacted]" in line and KEY not in line
+
+
+def test_redaction_sits_on_every_handler_whatever_logger_emits(caplog: pytest.LogCaptureFixture) -> None:
+    install_redaction()  # caplog's handler is on the root logger: it gets the filter too
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("some.library").debug("headers: %s", {"authorization": f"Bearer {KEY}"})
+    assert KEY not in caplog.text and "Bearer [redacted]" in caplog.text
+    root = logging.getLogger()
+    assert all(any(isinstance(f, TokenRedactor) for f in h.filters) for h in root.handlers)
+
+
 def _redact_always(text: str) -> str:
-    """`redact` without its shortcut: both patterns on every text."""
-    text = _TOKEN.sub(rf"\g<1>{REDACTED}", text)
-    return _WS_QUERY.sub(lambda m: m.group(1) + REDACTED if "%" in m.group(0) else m.group(0), text)
+    """`redact` without its shortcut: every pattern on every text."""
+    with mock.patch.object(_logs, "_suspect", return_value=True):
+        return redact(text)
 
 
 TRICKY = st.lists(
-    st.sampled_from([*"tokenTOKEN=_ac?&;%/ \"'#wsalyiTK\u212a\u0130\u017f", "/ws/analytics?", "token="]),
+    st.sampled_from(
+        [
+            *"tokenTOKEN=_ac?&;%/ \"'#wsalyiTK\u212a\u0130\u017fbrBRSCyjJ.:",
+            "/ws/analytics?",
+            "token=",
+            "bearer ",
+            "Basic ",
+            "cookie: ",
+            "cym_",
+            "eyJ",
+        ]
+    ),
     max_size=30,
 ).map("".join)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import socket
 from collections import Counter
@@ -329,3 +330,28 @@ async def test_a_slow_client_is_closed_and_never_delays_the_others(
     assert slow.closing is not None and slow.closing[0] == 1008
     assert "too slow" in slow.closing[1] and says in slow.closing[1]
     assert updates >= 3, "the reading client kept getting its pushes while the other backed up"
+
+
+async def test_debug_logs_of_a_handshake_hold_no_credential(served: Served, api_key: str) -> None:
+    """The websockets library logs request headers at DEBUG through uvicorn.error."""
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(self.format(record))
+
+    logger, handler = logging.getLogger("uvicorn.error"), Keep(logging.DEBUG)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        async with connect(served.ws_url, additional_headers={"Authorization": f"Bearer {api_key}"}) as ws:
+            await receive(ws)
+        async with connect(f"{served.ws_url}?token={api_key}") as ws:
+            await receive(ws)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    text = "\n".join(seen)
+    assert "Bearer [redacted]" in text  # the header was logged, redacted
+    assert api_key not in text and api_key.removeprefix("cym_")[:16] not in text
