@@ -82,10 +82,28 @@ class Client:
             return False
         return True
 
+    async def reply(self, text: str, patience: float) -> None:
+        """Queue an answer to the client's own message, waiting up to `patience` s for room: a client that
+        writes faster than it reads is slowed down (its next message is read once this one is queued),
+        never dropped; one that stops reading is closed as too slow."""
+        if self.closing is not None:
+            return
+        try:
+            with anyio.fail_after(patience):
+                await self.outbox.send(text)
+        except TimeoutError:
+            self.close(POLICY, f"too slow: a reply waited {patience:g} s for the client to read")
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+
     def update(self, update: Update) -> bool:
         """Queue an `analytics_update` (see `offer`), remembering what it showed and when."""
-        self.shown, self.updated_at = update.figures, anyio.current_time()
+        self.showed(update)
         return self.offer(update.text)
+
+    def showed(self, update: Update) -> None:
+        """Remember that `update` was queued for this client, and when."""
+        self.shown, self.updated_at = update.figures, anyio.current_time()
 
     def close(self, code: int, reason: str) -> None:
         """Ask the session to close with `code` (the first request wins) and stop its tasks."""

@@ -139,19 +139,19 @@ class Session:
                 raise AnalyticsError("bad_message", f"binary frames are not accepted; {messages.ACCEPTED}")
             request = messages.parse_client_message(text)
             if isinstance(request, messages.Ping):
-                client.offer(messages.pong())
+                await client.reply(messages.pong(), self.door.options.send_timeout)
                 return
             await self._recheck(client)
         except AnalyticsError as exc:
-            client.offer(messages.error(exc))
+            await client.reply(messages.error(exc), self.door.options.send_timeout)
             return
         filter, period = request.filter or client.filter, request.period or client.period
         update = await self.hub.update_of(filter, period)
-        # No await from here on: the ack and its update are queued together, and every push from
-        # now on follows the new preferences.
+        # Every push from now on follows the new preferences; the ack comes before its update.
         client.filter, client.period = filter, period
-        client.offer(messages.preferences_ack(filter, period))
-        client.update(update)
+        await client.reply(messages.preferences_ack(filter, period), self.door.options.send_timeout)
+        await client.reply(update.text, self.door.options.send_timeout)
+        client.showed(update)
 
     async def _recheck(self, client: Client) -> None:
         """Close the session with 4401 if its credential was revoked or has expired."""

@@ -355,3 +355,22 @@ async def test_debug_logs_of_a_handshake_hold_no_credential(served: Served, api_
     text = "\n".join(seen)
     assert "Bearer [redacted]" in text  # the header was logged, redacted
     assert api_key not in text and api_key.removeprefix("cym_")[:16] not in text
+
+
+async def test_a_client_that_writes_ahead_and_reads_its_replies_is_never_dropped(
+    served: Served, api_key: str
+) -> None:
+    """Twelve pings sent back to back (more than the outgoing queue holds), then every reply read."""
+    async with connect(f"{served.ws_url}?token={api_key}") as ws:
+        await receive(ws), await receive(ws)
+        for _ in range(12):  # queued in the protocol, then written in one piece: one TCP segment
+            ws.protocol.send_text(b'{"type":"ping"}')
+        for _ in range(4):
+            ws.protocol.send_text(b'{"type":"set_preferences","period":"7d"}')
+        ws.send_data()
+        kinds = Counter()
+        with anyio.fail_after(10):
+            while kinds["pong"] < 12 or kinds["preferences_ack"] < 4:
+                kinds[(await receive(ws))["type"]] += 1
+        await ws.send('{"type":"ping"}')
+        assert (await next_of(ws, "pong"))["type"] == "pong"  # still open
