@@ -32,6 +32,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
+    CallToolRequestParams,
     CallToolResult,
     EmbeddedResource,
     SubscribeRequestParams,
@@ -397,4 +398,18 @@ def create_server(
         return await listen(ctx, params)
 
     lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, authorized_listen)
+    # an unknown tool is a protocol error (-32602, naming the tools there are), as the MCP spec says;
+    # the SDK answers it with a bare text result
+    entry = lowlevel.get_request_handler("tools/call")
+    assert entry is not None, "MCPServer registers tools/call"
+    call = entry.handler
+
+    async def known_tools_only(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> Any:
+        if params.name != TOOL_NAME:
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"unknown tool {params.name!r}; the tools are: {TOOL_NAME}"
+            )
+        return await call(ctx, params)
+
+    lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)
     return server
