@@ -14,6 +14,7 @@ from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store import open_store
 from cymetica_mcp.web import (
+    FAILURES_PER_ADDRESS,
     INGEST_BURST,
     INGEST_MAX_BYTES,
     INGEST_QUEUE,
@@ -68,6 +69,19 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"requests allowed at once per key (default: {RATE_BURST})",
     )
     serve.add_argument(
+        "--failed-auth-limit",
+        type=int,
+        default=FAILURES_PER_ADDRESS,
+        help=f"refused credentials a minute from one client address before it gets 429 (default: {FAILURES_PER_ADDRESS})",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default: none)",
+    )
+    serve.add_argument(
         "--ingest-max-bytes",
         type=int,
         default=INGEST_MAX_BYTES,
@@ -105,6 +119,8 @@ def _options(args: argparse.Namespace, public_url: str) -> WebOptions:
             push_interval=args.push_interval,
             rate_per_minute=args.rate_limit,
             rate_burst=args.rate_burst,
+            failures_per_address=args.failed_auth_limit,
+            trusted_proxies=tuple(args.trusted_proxy),
             ingest_max_bytes=args.ingest_max_bytes,
             ingest_rate_per_minute=args.ingest_rate_limit,
             ingest_burst=args.ingest_burst,

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from cymetica_mcp.web._app import AnalyticsApp, create_app
     from cymetica_mcp.web._logs import install_redaction
     from cymetica_mcp.web._options import (
+        FAILURES_PER_ADDRESS,
         LOOPBACK_HOSTS,
         PUSH_INTERVAL,
         RATE_BURST,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from cymetica_mcp.web._server import GracefulServer, base_url, bind, make_server
 
 __all__ = [
+    "FAILURES_PER_ADDRESS",
     "INGEST_BURST",
     "INGEST_MAX_BYTES",
     "INGEST_QUEUE",
@@ -50,6 +52,7 @@ _HOME = {
     "is_loopback": "_options",
     "install_redaction": "_logs",
     "INGEST_BURST": "_options",
+    "FAILURES_PER_ADDRESS": "_options",
     "INGEST_MAX_BYTES": "_options",
     "INGEST_QUEUE": "_options",
     "INGEST_RATE_PER_MINUTE": "_options",

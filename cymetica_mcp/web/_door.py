@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import anyio.to_thread
+from starlette.types import Scope
 
 from cymetica_mcp.auth import Authenticator, Principal, Verdicts
 from cymetica_mcp.engine import Engine, Result
@@ -18,7 +19,7 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Stamp
 from cymetica_mcp.web._options import WebOptions
-from cymetica_mcp.web._ratelimit import RateLimiter
+from cymetica_mcp.web._ratelimit import FailureThrottle, RateLimiter
 from cymetica_mcp.web._watch import StoreWatch
 
 
@@ -52,9 +53,12 @@ class Door:
     options: WebOptions
     watch: StoreWatch = field(init=False)
     verdicts: Verdicts = field(init=False, default_factory=Verdicts)
+    failures: FailureThrottle = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "watch", StoreWatch(self.engine.store))
+        failures = FailureThrottle(self.options.failures_per_address, self.options.failures_total)
+        object.__setattr__(self, "failures", failures)
 
     def close(self) -> None:
         """Release the watch's connection (on the event loop's thread, where it is used)."""
@@ -70,21 +74,46 @@ class Door:
         version = self.watch.version(stamp)
         return None if version is None else self.engine.cached(filter, period, version)
 
-    async def principal(self, credential: str | None) -> Principal:
+    async def principal(self, credential: str | None, address: str | None = None) -> Principal:
         """The caller behind `credential`, or `unauthorized`: from memory while nothing was committed
-        to the store since it was accepted, else checked against the store on a worker thread."""
+        to the store since it was accepted, else checked against the store on a worker thread; sent
+        from `address`, refused with `rate_limited` unchecked while that address failed too often."""
         stamp = self.watch.stamp()
         known = self.remembered(credential, stamp)
         if known is not None:
             return known
-        verdict = await anyio.to_thread.run_sync(self.authenticator.verdict, credential)
+        if address is not None:
+            self.failures.check(address)
+        try:
+            verdict = await anyio.to_thread.run_sync(self.authenticator.verdict, credential)
+        except AnalyticsError as exc:
+            if address is not None and exc.code == "unauthorized":
+                self.failures.failed(address)
+            raise
         if credential:
             self.verdicts.put(credential, stamp, verdict)
         return verdict.principal
 
-    async def admit(self, credential: str | None) -> Principal:
+    def address(self, scope: Scope) -> str:
+        """The client's address: the peer's, or, from a trusted proxy, the last hop of X-Forwarded-For
+        that is not itself a trusted proxy."""
+        peer = scope.get("client") or ("unknown", 0)
+        host = str(peer[0])
+        if host not in self.options.trusted_proxies:
+            return host
+        forwarded = [
+            value.decode("latin-1")
+            for name, value in scope.get("headers", ())
+            if name.lower() == b"x-forwarded-for"
+        ]
+        hops = [hop.strip() for line in forwarded for hop in line.split(",") if hop.strip()]
+        while hops and hops[-1] in self.options.trusted_proxies:
+            hops.pop()
+        return hops[-1] if hops else host
+
+    async def admit(self, credential: str | None, address: str | None = None) -> Principal:
         """Authenticate, then take one request from the caller's rate limit (or `rate_limited`)."""
-        principal = await self.principal(credential)
+        principal = await self.principal(credential, address)
         self.limiter.check(principal.key_id)
         return principal
 

@@ -82,7 +82,7 @@ def ingest_routes(door: Door, queue: WriterQueue) -> list[Route]:
         what = PATHS[request.url.path]
         header = request.headers.get("authorization")
         try:
-            principal = await door.principal(bearer(header))
+            principal = await door.principal(bearer(header), door.address(request.scope))
             principal.require(Scope.INGEST)
             limiter.check(principal.key_id)
             fmt = _format(request.headers.get("content-type"))

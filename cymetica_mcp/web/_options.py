@@ -25,6 +25,10 @@ RATE_PER_MINUTE: Final = 600.0
 """Requests (REST calls and WebSocket messages) per minute per API key, sustained."""
 RATE_BURST: Final = 60
 """Requests per API key allowed at once before the sustained rate applies."""
+FAILURES_PER_ADDRESS: Final = 30
+"""Refused credentials per minute from one client address before its attempts get 429."""
+FAILURES_TOTAL: Final = 600
+"""Refused credentials per minute from all addresses together (see `FailureThrottle`)."""
 CONNECTIONS_PER_KEY: Final = 16
 """Open WebSockets per API key."""
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -76,6 +80,16 @@ class WebOptions(BaseModel):
     rate_per_minute: float = Field(default=RATE_PER_MINUTE, gt=0, description="Sustained requests per key.")
     rate_burst: int = Field(default=RATE_BURST, gt=0, description="Burst of requests per key.")
     connections_per_key: int = Field(default=CONNECTIONS_PER_KEY, gt=0, description="WebSockets per key.")
+    failures_per_address: int = Field(
+        default=FAILURES_PER_ADDRESS, gt=0, description="Refused credentials a minute per client address."
+    )
+    failures_total: int = Field(
+        default=FAILURES_TOTAL, gt=0, description="Refused credentials a minute in all."
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses of proxies whose X-Forwarded-For names the client (none: the peer is the client).",
+    )
     allowed_origins: tuple[str, ...] = Field(
         default=(),
         description="Browser origins (scheme://host[:port]) allowed besides the server's own; CORS for them.",

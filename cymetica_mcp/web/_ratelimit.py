@@ -22,12 +22,21 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Take a token: 0.0 when granted, else the seconds until one is available."""
+        wait = self.wait(now)
+        if wait == 0.0:
+            self.tokens -= 1.0
+        return wait
+
+    def wait(self, now: float) -> float:
+        """The seconds until a token is available (0.0: now), taking none."""
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    @property
+    def full(self) -> bool:
+        """Whether the bucket holds all it can (as of its last update)."""
+        return self.tokens >= self.capacity
 
 
 class RateLimiter:
@@ -67,5 +76,71 @@ class RateLimited(AnalyticsError):
             "rate_limited",
             f"too many requests for this API key: the limit is {per_minute:g} per minute "
             f"(bursts of {burst}); retry in {retry_after} s",
+        )
+        self.retry_after = retry_after
+
+
+class FailureThrottle:
+    """Failed credentials cost whoever sends them: each client address may fail `per_address` times a
+    minute (as a burst too), and all addresses together `total` times. An address past its budget, or
+    one that failed before while the total budget is spent, is refused with `rate_limited` before its
+    credential is checked, so an attack costs the store no query. Thread-safe."""
+
+    def __init__(
+        self, per_address: int, total: int, *, clock: Callable[[], float] = time.monotonic, kept: int = 10_000
+    ) -> None:
+        if per_address < 1 or total < 1:
+            raise ValueError("the failure budgets must be at least 1")
+        self.per_address = per_address
+        self.clock = clock
+        self.kept = kept
+        now = clock()
+        self._total = TokenBucket(total / 60.0, total, total, now)
+        self._addresses: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    def check(self, address: str) -> None:
+        """Raise `rate_limited` if `address` may not try a credential now."""
+        now = self.clock()
+        with self._lock:
+            bucket = self._addresses.get(address)
+            if bucket is None:
+                return
+            wait = bucket.wait(now) or self._total.wait(now)
+        if wait:
+            raise TooManyFailures(max(1, math.ceil(wait)), self.per_address)
+
+    def failed(self, address: str) -> None:
+        """Count a refused credential from `address`."""
+        now = self.clock()
+        with self._lock:
+            bucket = self._addresses.get(address)
+            if bucket is None:
+                if len(self._addresses) >= self.kept:
+                    self._forget(now)
+                bucket = self._addresses[address] = TokenBucket(
+                    self.per_address / 60.0, self.per_address, self.per_address, now
+                )
+            bucket.take(now)
+            self._total.take(now)
+
+    def _forget(self, now: float) -> None:
+        """Drop the addresses whose budget has refilled (they owe nothing); all of them if none has."""
+        refilled = [
+            address for address, bucket in self._addresses.items() if bucket.wait(now) == 0.0 and bucket.full
+        ]
+        for address in refilled or list(self._addresses):
+            del self._addresses[address]
+
+
+class TooManyFailures(RateLimited):
+    """`rate_limited` for an address that sent too many refused credentials."""
+
+    def __init__(self, retry_after: int, per_minute: int) -> None:
+        AnalyticsError.__init__(
+            self,
+            "rate_limited",
+            f"too many refused credentials from this address (at most {per_minute} a minute); "
+            f"retry in {retry_after} s",
         )
         self.retry_after = retry_after

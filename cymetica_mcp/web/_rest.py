@@ -103,7 +103,7 @@ def rest_routes(door: Door) -> list[Route]:
             credential = bearer(header)
             principal = door.remembered(credential, stamp)
             if principal is None:
-                principal = await door.principal(credential)
+                principal = await door.principal(credential, door.address(request.scope))
                 stamp = door.watch.stamp()
             principal.require(Scope.READ)
             door.limiter.check(principal.key_id)
@@ -129,7 +129,7 @@ def rest_routes(door: Door) -> list[Route]:
         """A JWT for the API key sent as Bearer: {access_token, token_type, expires_in}."""
         header = request.headers.get("authorization")
         try:
-            principal = await door.admit(bearer(header))
+            principal = await door.admit(bearer(header), door.address(request.scope))
             if principal.via != "api_key":
                 raise AnalyticsError(
                     "forbidden",

@@ -70,10 +70,11 @@ class Session:
             )
             if not credential:
                 raise AnalyticsError("unauthorized", MISSING_TOKEN)
-            principal = await self.door.principal(credential)
+            principal = await self.door.principal(credential, self.door.address(self.websocket.scope))
         except AnalyticsError as exc:
-            log.info("WebSocket refused with %d: %s", UNAUTHORIZED, exc.message)
-            await self._close(UNAUTHORIZED, exc.message)
+            code = TOO_MANY if exc.code == "rate_limited" else UNAUTHORIZED
+            log.info("WebSocket refused with %d: %s", code, exc.message)
+            await self._close(code, exc.message)
             return
         try:
             principal.require(Scope.READ)

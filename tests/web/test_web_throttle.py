@@ -1,0 +1,112 @@
+"""Failed credentials are throttled per client address and in all, before any store query."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.web._ratelimit import FailureThrottle
+
+from .conftest import serving
+from .helpers import close_of
+
+pytestmark = pytest.mark.anyio
+
+DASHBOARD = "/api/v1/analytics/dashboard"
+WRONG = "cym_" + "x" * 43
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_address_past_its_budget_waits_and_others_do_not() -> None:
+    clock = Clock()
+    throttle = FailureThrottle(per_address=3, total=5, clock=clock)
+    for _ in range(3):
+        throttle.check("10.0.0.1")
+        throttle.failed("10.0.0.1")
+    with pytest.raises(AnalyticsError) as refused:
+        throttle.check("10.0.0.1")
+    assert refused.value.code == "rate_limited" and refused.value.retry_after == 20  # type: ignore[attr-defined]
+    throttle.check("10.0.0.2")  # another address is not held back
+    clock.now += 20
+    throttle.check("10.0.0.1")  # one failure's worth refilled
+    for other in ("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"):  # the total (5 a minute) is spent
+        throttle.failed(other)
+    with pytest.raises(AnalyticsError):
+        throttle.check("10.0.0.2")  # it failed before: held back by the total
+    throttle.check("10.0.0.9")  # a fresh address still gets its credential checked
+
+
+def test_the_throttle_forgets_refilled_addresses_to_stay_bounded() -> None:
+    clock = Clock()
+    throttle = FailureThrottle(per_address=2, total=10_000, clock=clock, kept=100)
+    for i in range(1_000):
+        throttle.failed(f"10.0.{i // 256}.{i % 256}")
+        clock.now += 60
+    assert len(throttle._addresses) <= 100
+
+
+async def test_failed_credentials_get_429_without_a_store_query(
+    demo_store: SQLiteStore, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serving(demo_store, failures_per_address=5) as served:
+        checked: list[Any] = []
+        verdict = served.app.door.authenticator.verdict
+        monkeypatch.setattr(
+            served.app.door.authenticator, "verdict", lambda c: checked.append(c) or verdict(c)
+        )
+        async with httpx.AsyncClient(base_url=served.url) as http:
+            statuses = [
+                (await http.get(DASHBOARD, headers={"Authorization": f"Bearer {WRONG}"})).status_code
+                for _ in range(8)
+            ]
+            throttled = await http.get(DASHBOARD, headers={"Authorization": f"Bearer {WRONG}"})
+            ingest = await http.post("/api/v1/ingest/trades", headers={"Authorization": f"Bearer {WRONG}"})
+        assert statuses == [401] * 5 + [429] * 3
+        assert (
+            throttled.headers["Retry-After"] and "refused credentials" in throttled.json()["error"]["message"]
+        )
+        assert ingest.status_code == 429
+        assert len(checked) == 5  # the refused attempts past the budget reached no credential check
+        async with connect(f"{served.ws_url}?token={WRONG}") as ws:
+            code, reason, before = await close_of(ws)
+        assert (code, before) == (4429, []) and "refused credentials" in reason
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
+    demo_store: SQLiteStore, api_key: str
+) -> None:
+    with serving(demo_store, failures_per_address=2, trusted_proxies=("127.0.0.1",)) as served:
+        async with httpx.AsyncClient(base_url=served.url) as http:
+
+            async def status(forwarded: str, key: str = WRONG) -> int:
+                headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded}
+                return (await http.get(DASHBOARD, headers=headers)).status_code
+
+            assert [await status("203.0.113.7") for _ in range(3)] == [401, 401, 429]
+            assert await status("203.0.113.8") == 401  # another client behind the same proxy
+            assert await status("203.0.113.8, 127.0.0.1") == 401  # the proxy's own hop is skipped
+            assert await status("203.0.113.7", api_key) == 429  # the address, not the key, is held back
+    with serving(demo_store, failures_per_address=2) as served:  # no trusted proxy: the header is ignored
+        async with httpx.AsyncClient(base_url=served.url) as http:
+            codes = [
+                (
+                    await http.get(
+                        DASHBOARD,
+                        headers={"Authorization": f"Bearer {WRONG}", "X-Forwarded-For": f"198.51.100.{i}"},
+                    )
+                ).status_code
+                for i in range(3)
+            ]
+        assert codes == [401, 401, 429]
