@@ -134,8 +134,9 @@ class SQLiteTrades:
         return self._chunk(self.conn.total_changes - before, prepared.rows, ())
 
     def finish(self) -> None:
-        """Check the foreign key trades.user_ref -> users.id once for each user named, then add the
-        new trades to the store's totals (refused past the engine's exact range)."""
+        """Check the foreign key trades.user_ref -> users.id once for each user named, merge the small
+        packed chunks (`_chunks.compact`), then add the new trades to the store's totals (refused past
+        the engine's exact range). All in the import's transaction: refused, it leaves no trace."""
         if not self.inserted:
             return
         named = np.flatnonzero(self.users_named).tolist()
@@ -148,6 +149,7 @@ class SQLiteTrades:
             ]
         if found != len(named):
             raise sqlite3.IntegrityError("FOREIGN KEY constraint failed")
+        _chunks.compact(self.conn, self.before_id)
         _totals.add(self.conn, self.volume_added, self.abs_pnl_added, self.before_id)
 
     def _name(self, refs: list[int]) -> None:
