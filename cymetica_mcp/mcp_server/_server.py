@@ -405,10 +405,13 @@ def create_server(
     call = entry.handler
 
     async def known_tools_only(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> Any:
-        if params.name != TOOL_NAME:
-            raise MCPError(
-                code=INVALID_PARAMS, message=f"unknown tool {params.name!r}; the tools are: {TOOL_NAME}"
-            )
+        if params.name != TOOL_NAME:  # ours is known: only another name costs a look at the list
+            names = [tool.name for tool in await server.list_tools()]
+            if params.name not in names:
+                known = ", ".join(names)
+                raise MCPError(
+                    code=INVALID_PARAMS, message=f"unknown tool {params.name!r}; the tools are: {known}"
+                )
         return await call(ctx, params)
 
     lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)
