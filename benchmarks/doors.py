@@ -23,7 +23,7 @@ from typing import Any, Final
 import anyio
 import httpx
 
-from benchmarks.report import Row, skipped, versus
+from benchmarks.report import Row, describe, failed, skipped, versus
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 TARGETS: Final = (
@@ -67,7 +67,8 @@ def built(module: str) -> bool:
 
 
 def measure(store_path: Path, now: int, log: Log) -> list[Row]:
-    """One row per door target: measured, or skipped with the reason."""
+    """One row per door target: measured, or skipped or failed with the reason (a target that breaks
+    off fails alone; the others are still measured)."""
     rows: dict[str, Row] = {}
     for key, what, target in TARGETS:
         module = MODULES[key]
@@ -76,27 +77,48 @@ def measure(store_path: Path, now: int, log: Log) -> list[Row]:
             log(f"  {what}: {reason}")
             rows[key] = skipped(key, what, target, reason)
     if "mcp_round_trip" not in rows:
-        rows["mcp_round_trip"] = mcp_round_trip(store_path, now, log)
+        rows["mcp_round_trip"] = attempt("mcp_round_trip", lambda: mcp_round_trip(store_path, now, log), log)
     if "rest_rps" not in rows:
-        key = api_key(store_path, "benchmark-web")
-        port = free_port()
-        log("  web: starting the app (it loads the index first) ...")
-        with serving(
-            ["benchmarks.web_server", str(store_path), str(now), str(port), str(PUSH_INTERVAL)],
-            store_path.with_name("web-server.log"),
-            port,
-        ):
-            rows["rest_rps"] = rest_rate(store_path, port, key, log)
-            rows["ws_fanout"] = fan_out(port, key, log)
+        try:
+            key = api_key(store_path, "benchmark-web")
+            port = free_port()
+            log("  web: starting the app (it loads the index first) ...")
+            with serving(
+                ["benchmarks.web_server", str(store_path), str(now), str(port), str(PUSH_INTERVAL)],
+                store_path.with_name("web-server.log"),
+                port,
+            ):
+                rows["rest_rps"] = attempt("rest_rps", lambda: rest_rate(store_path, port, key, log), log)
+                rows["ws_fanout"] = attempt("ws_fanout", lambda: fan_out(port, key, log), log)
+        except Exception as exc:  # the server did not start (or stop): what it had not measured fails
+            for k in ("rest_rps", "ws_fanout"):
+                rows.setdefault(k, failure(k, exc, log))
     return [rows[key] for key, _, _ in TARGETS]
 
 
-def api_key(store_path: Path, name: str) -> str:
-    """A new API key in the benchmark's store (its secret)."""
+def attempt(key: str, action: Callable[[], Row], log: Log) -> Row:
+    """The row `action` makes for target `key`, or a failed row with the reason if it raises."""
+    try:
+        return action()
+    except Exception as exc:
+        return failure(key, exc, log)
+
+
+def failure(key: str, exc: Exception, log: Log) -> Row:
+    """A failed row for target `key`, its reason `exc` (said at once)."""
+    what, target = next((w, t) for k, w, t in TARGETS if k == key)
+    reason = describe(exc)
+    log(f"  {what}: FAILED: {reason}")
+    return failed(key, what, target, reason)
+
+
+def api_key(store_path: Path, name: str, scopes: tuple[str, ...] = ("read",)) -> str:
+    """A new API key in the benchmark's store (its secret), with `scopes` (read, ingest)."""
     from cymetica_mcp.auth import KeyRing
+    from cymetica_mcp.models import Scope
     from cymetica_mcp.store import SQLiteStore
 
-    _, secret = KeyRing(SQLiteStore(store_path)).create(name)
+    _, secret = KeyRing(SQLiteStore(store_path)).create(name, tuple(Scope(s) for s in scopes))
     return secret
 
 

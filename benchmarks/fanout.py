@@ -1,13 +1,16 @@
 """WebSocket fan-out clients: many sessions over the nine preference pairs, timing every update.
 
     python -m benchmarks.fanout --port 8123 --token KEY --clients 1000 --seconds 12 [--ticks-path P]
+                                [--ready-file F] [--stop-file G]
 
 Opens `clients` sessions to /ws/analytics (client i follows pair i mod 9), waits until every one has
 had an `analytics_update` for its own pair, then records for `seconds` the CLOCK_MONOTONIC instant of
 every update each session receives (the server's tick times are on the same clock). With
 `--ticks-path`, the server's tick report (see benchmarks.web_server) is read when the measured span
-begins and when it ends. Messages are not parsed beyond their type and pair, so that the client stays
-cheap next to the server it measures. Prints one JSON line.
+begins and when it ends. With `--ready-file`, that file is written once every session is live (so
+another process can act while they listen); with `--stop-file`, the measured span ends early once
+that file exists (`seconds` stays the upper bound). Messages are not parsed beyond their type and
+pair, so that the client stays cheap next to the server it measures. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -20,11 +23,14 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 PAIRS: Final = tuple((f, p) for f in ("all", "humans", "agents") for p in ("24h", "7d", "30d"))
 UPDATE: Final = '{"type":"analytics_update"'
 CONNECT_AT_ONCE: Final = 50
+STOP_CHECK: Final = 0.1
+"""Seconds between two looks for the stop file."""
 
 
 @dataclass
@@ -71,6 +77,12 @@ async def follow(url: str, session: Session, gate: asyncio.Semaphore, stop: asyn
         session.live.set()
 
 
+def wait_for(path: Path, deadline: float) -> None:
+    """Return once `path` exists, or at `deadline` (CLOCK_MONOTONIC) at the latest."""
+    while (left := deadline - time.monotonic()) > 0 and not path.exists():
+        time.sleep(min(STOP_CHECK, left))
+
+
 def ticks(port: int, path: str | None) -> Any:
     """The server's tick report, or None without a path."""
     if path is None:
@@ -80,7 +92,14 @@ def ticks(port: int, path: str | None) -> Any:
 
 
 async def fan_out(
-    port: int, token: str, clients: int, seconds: float, ready_timeout: float, ticks_path: str | None
+    port: int,
+    token: str,
+    clients: int,
+    seconds: float,
+    ready_timeout: float,
+    ticks_path: str | None,
+    ready_file: Path | None = None,
+    stop_file: Path | None = None,
 ) -> dict[str, Any]:
     """Run the sessions; their update times (measured span only) and any errors."""
     url = f"ws://127.0.0.1:{port}/ws/analytics?token={token}"
@@ -96,7 +115,14 @@ async def fan_out(
     for s in sessions:  # count only what arrives from here on
         s.updates.clear()
     before = await asyncio.to_thread(ticks, port, ticks_path)
-    await asyncio.sleep(seconds)
+    if ready_file is not None:  # whole or absent: written aside, then renamed
+        partial = ready_file.with_name(ready_file.name + ".partial")
+        partial.write_text(f"{ready} {live_at}\n")
+        partial.replace(ready_file)
+    if stop_file is None:
+        await asyncio.sleep(seconds)
+    else:
+        await asyncio.to_thread(wait_for, stop_file, time.monotonic() + seconds)
     after = await asyncio.to_thread(ticks, port, ticks_path)
     ended = time.monotonic()
     stop.set()
@@ -125,9 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=12.0)
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--ticks-path", help="the server's tick report, e.g. /bench/ticks")
+    parser.add_argument("--ready-file", type=Path, help="written once every session is live")
+    parser.add_argument("--stop-file", type=Path, help="end the measured span early once this file exists")
     args = parser.parse_args(argv)
     result = asyncio.run(
-        fan_out(args.port, args.token, args.clients, args.seconds, args.ready_timeout, args.ticks_path)
+        fan_out(
+            args.port,
+            args.token,
+            args.clients,
+            args.seconds,
+            args.ready_timeout,
+            args.ticks_path,
+            args.ready_file,
+            args.stop_file,
+        )
     )
     print(json.dumps(result))
     return 0

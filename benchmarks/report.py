@@ -78,6 +78,18 @@ def skipped(key: str, what: str, target: str, reason: str) -> Row:
     return Row(key, what, None, "", target=target, note=f"skipped: {reason}")
 
 
+def failed(key: str, what: str, target: str, reason: str) -> Row:
+    """A target whose measurement broke off, and why: it counts as missed."""
+    return Row(key, what, None, "", target=target, passed=False, note=f"failed: {reason}")
+
+
+def describe(exc: BaseException, limit: int = 2000) -> str:
+    """An exception as one line for a failed row (a task group's single error unwrapped)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"[:limit]
+
+
 def info(key: str, what: str, measured: float, unit: str, note: str = "") -> Row:
     """A figure reported for diagnosis, without a target."""
     return Row(key, what, measured, unit, note=note)
@@ -91,7 +103,7 @@ def median(values: Sequence[float]) -> float:
 def _number(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit in ("rows/s", "req/s", "trades/s"):
+    if unit in ("rows/s", "req/s", "trades/s", "POSTs"):
         return f"{value:,.0f}"
     if unit == "MB":
         return f"{value:,.0f}"

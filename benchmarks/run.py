@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks import doors
+from benchmarks import doors, ingest
 from benchmarks.dashboards import (
     REFERENCE_REPS,
     Side,
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         default="ts",
         help="layout of DuckDB's trades table: by time (default, the strong reference) or file order",
     )
-    parser.add_argument("--no-doors", action="store_true", help="skip the REST, MCP and WebSocket targets")
+    parser.add_argument(
+        "--no-doors", action="store_true", help="skip the REST, MCP, WebSocket and ingest targets"
+    )
+    parser.add_argument("--no-ingest", action="store_true", help="skip the ingest-over-HTTP targets")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a target fails")
     args = parser.parse_args(argv)
     begun = time.perf_counter()
@@ -176,6 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("doors (REST, MCP stdio, WebSocket) ...")
             for row in doors.measure(store_path, NOW, log):
+                run.add(row)
+        if args.no_doors or args.no_ingest:
+            for key, what, target in ingest.TARGETS:
+                run.add(skipped(key, what, target, "--no-doors" if args.no_doors else "--no-ingest"))
+        else:
+            log("ingest over HTTP (batches against the CLI, one-trade latency, freshness) ...")
+            ingest_rows, run.details["ingest"] = ingest.measure(
+                run.data.store_path, run.data.users_csv, folder, NOW, log
+            )
+            for row in ingest_rows:
                 run.add(row)
 
     figures_ok = not run.differences

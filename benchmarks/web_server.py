@@ -5,10 +5,11 @@
 Built like `serve` (`create_app` over an engine with the default cache age, `make_server` with INFO
 logs and the access log, on stderr and stdout: the benchmark sends them to a file), with the clock
 fixed at NOW, MCP over HTTP left out (it has its own target, over stdio), and the per-key limits
-(rate, burst, WebSockets per key) raised so that one benchmark key can drive thousands of requests
-and sockets: the limits are policy, not speed. `GET /bench/ticks` lists every finished push tick:
-its CLOCK_MONOTONIC start (shared by the processes of one machine, so clients can time their updates
-against it), how long it took and how many dashboards the hub computed for it.
+(rate, burst, WebSockets per key, and the ingest rate and burst, as `serve --rate-limit --rate-burst
+--ingest-rate-limit --ingest-burst` would) raised so that one benchmark key can drive thousands of
+requests, sockets and imports: the limits are policy, not speed. `GET /bench/ticks` lists every
+finished push tick: its CLOCK_MONOTONIC start (shared by the processes of one machine, so clients
+can time their updates against it), how long it took and how many dashboards the hub computed for it.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main(argv: list[str]) -> int:
         rate_per_minute=LIMIT,
         rate_burst=LIMIT,
         connections_per_key=LIMIT,
+        ingest_rate_per_minute=LIMIT,
+        ingest_burst=LIMIT,
         mcp=False,
     )
     app = create_app(engine, authenticator, options)
