@@ -4,6 +4,7 @@ and the store's totals, committed together or not at all (`SQLiteStore.importing
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -23,12 +24,34 @@ INSERT: Final = (
 )
 
 
+class KnownUsers:
+    """Every committed user_id and its ref, kept between imports by one store: each import reads only
+    the users added since (refs grow, and a user is never deleted nor renumbered), not all of them."""
+
+    def __init__(self) -> None:
+        self.refs: dict[str, int] = {}
+        self.last = 0
+        self._lock = threading.Lock()
+
+    def read(self, conn: sqlite3.Connection) -> dict[str, int]:
+        """A copy of every user_id and ref that `conn` sees, brought up to date first (call it inside
+        the import's transaction, before it writes a user: what it returns is then all committed)."""
+        with self._lock:
+            for user_id, ref in conn.execute(
+                "SELECT user_id, id FROM users WHERE id > ? ORDER BY id", (self.last,)
+            ):
+                self.refs[user_id] = ref
+                self.last = ref
+            return dict(self.refs)
+
+
 class SQLiteImport:
     """The writes of one import, inside its `BEGIN IMMEDIATE` transaction (the `ImportTransaction`
     protocol)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, known: KnownUsers) -> None:
         self.conn = conn
+        self.known = known
 
     def data_version(self) -> int:
         """The data version before this import."""
@@ -40,7 +63,7 @@ class SQLiteImport:
 
     def user_refs(self) -> dict[str, int]:
         """Every stored user_id and its ref."""
-        return dict(self.conn.execute("SELECT user_id, id FROM users").fetchall())
+        return self.known.read(self.conn)
 
     def insert_user(self, user_id: str, kind: int, capital: int, created_at: int, version: int) -> int:
         """A new user; returns its ref."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Final
 
 from cymetica_mcp.store._connection import Kept, connect, data_version, ensure_wal, reading, transaction
-from cymetica_mcp.store._imports import SQLiteImport
+from cymetica_mcp.store._imports import KnownUsers, SQLiteImport
 from cymetica_mcp.store._keys import SQLiteKeys
 from cymetica_mcp.store._schema import MIGRATIONS
 from cymetica_mcp.store._snapshot import SQLiteSnapshot
@@ -27,6 +27,7 @@ class SQLiteStore:
         self.migrate()
         self._location = str(self.path.resolve())
         self._keys = SQLiteKeys(self.path)
+        self._users = KnownUsers()
 
     @property
     def location(self) -> str:
@@ -119,7 +120,7 @@ class SQLiteStore:
         user looked up in `user_refs`, the users its trades name checked once by `TradeWriter.finish`),
         not by SQLite once a row."""
         with self.write(foreign_keys=False) as conn:
-            yield SQLiteImport(conn)
+            yield SQLiteImport(conn, self._users)
 
     def secret(self, name: str, generate: Callable[[], bytes]) -> bytes:
         """The setting `name`, generated and stored the first time."""

@@ -43,6 +43,13 @@ KNOWN = ["alice", "bob", "u-2", "zoë"]  # zoë: a user the fast path can never 
 FIELDS = ("trade_id", "user_id", "ts", "volume_usdc", "pnl_usdc")
 LAST_INSTANT = datetime.fromtimestamp(_values.MAX_TS, UTC)
 
+
+@pytest.fixture(autouse=True)
+def fast_path_for_small_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files here are small: take the fast path whatever their size (it normally starts at 256 KiB)."""
+    monkeypatch.setattr(_importer, "FAST_PATH_BYTES", 0)
+
+
 # -- fields --------------------------------------------------------------------------------------------
 
 instants = st.datetimes(min_value=datetime(1970, 1, 1), max_value=LAST_INSTANT.replace(tzinfo=None))
@@ -495,3 +502,16 @@ def test_a_trade_naming_no_user_is_refused_by_the_foreign_key_check(
     with store.read() as conn:
         assert conn.execute("SELECT count(*) FROM trades").fetchone()[0] == 0
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # other connections keep them on
+
+
+def test_a_small_file_is_read_row_by_row_with_the_same_result(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "u.csv").write_text(USERS + "alice,human,1,2026-01-01T00:00:00Z\n")
+    import_files(store, tmp_path / "u.csv")
+    path = tmp_path / "t.csv"
+    path.write_text(",".join(FIELDS) + "\n" + GOOD * 3)
+    monkeypatch.setattr(_importer, "FAST_PATH_BYTES", path.stat().st_size + 1)
+    with mock.patch.object(_sink.TradeSink, "block", side_effect=AssertionError("the fast path ran")):
+        report = import_files(store, trades=path)
+    assert (report.trades_inserted, report.trades_present) == (3000, 6000)
