@@ -9,15 +9,7 @@ import pytest
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.store import SQLiteStore
-
-USERS = "user_id,kind,capital_usdc,created_at\n"
-TRADES = "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
-
-
-def write(folder: Path, name: str, text: str) -> Path:
-    path = folder / name
-    path.write_text(text)
-    return path
+from tests.ingest.test_ingest import TRADES, USERS, write
 
 
 def test_users_added_elsewhere_or_rolled_back_are_seen_as_they_are(tmp_path: Path) -> None:

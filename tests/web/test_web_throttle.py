@@ -14,6 +14,7 @@ from cymetica_mcp.web._ratelimit import FailureThrottle
 
 from .conftest import serving
 from .helpers import close_of
+from .test_web_parts import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -21,16 +22,8 @@ DASHBOARD = "/api/v1/analytics/dashboard"
 WRONG = "cym_" + "x" * 43
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_an_address_past_its_budget_waits_and_others_do_not() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = FailureThrottle(per_address=3, total=5, clock=clock)
     for _ in range(3):
         throttle.check("10.0.0.1")
@@ -49,7 +42,7 @@ def test_an_address_past_its_budget_waits_and_others_do_not() -> None:
 
 
 def test_the_throttle_forgets_refilled_addresses_to_stay_bounded() -> None:
-    clock = Clock()
+    clock = FakeClock()
     throttle = FailureThrottle(per_address=2, total=10_000, clock=clock, kept=100)
     for i in range(1_000):
         throttle.failed(f"10.0.{i // 256}.{i % 256}")
