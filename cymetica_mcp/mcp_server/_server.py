@@ -23,24 +23,18 @@ import anyio.to_thread
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
-from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer, Message, UserMessage
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
-    CallToolRequestParams,
     CallToolResult,
     EmbeddedResource,
-    SubscribeRequestParams,
-    SubscriptionsListenRequestParams,
-    SubscriptionsListenResult,
     TextResourceContents,
     ToolAnnotations,
-    UnsubscribeRequestParams,
 )
 from pydantic import Field
 
@@ -58,6 +52,7 @@ from cymetica_mcp.mcp_server._envelope import (
     failure_result,
     parse_arguments,
 )
+from cymetica_mcp.mcp_server._protocol import handle_protocol
 from cymetica_mcp.mcp_server._recent import Recent
 from cymetica_mcp.mcp_server._resources import (
     POLL_SECONDS,
@@ -383,36 +378,5 @@ def create_server(
         title="Analytics briefing",
         description="Explain the current dashboard for a filter (all, humans, agents) and period (24h, 7d, 30d).",
     )(dashboards.briefing)
-    # MCPServer 2.3 serves `subscriptions/listen` (2026-07-28) itself but has no hook for the 2025-era
-    # `resources/subscribe`; its low-level server takes the handlers directly.
-    lowlevel = server._lowlevel_server
-    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, updates.subscribe)
-    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, updates.unsubscribe)
-    # and its own `subscriptions/listen` handler checks no credential: ours checks it, then serves it
-    listen = ListenHandler(bus)
-
-    async def authorized_listen(
-        ctx: ServerRequestContext[Any], params: SubscriptionsListenRequestParams
-    ) -> SubscriptionsListenResult:
-        await dashboards.authorize()
-        return await listen(ctx, params)
-
-    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, authorized_listen)
-    # an unknown tool is a protocol error (-32602, naming the tools there are), as the MCP spec says;
-    # the SDK answers it with a bare text result
-    entry = lowlevel.get_request_handler("tools/call")
-    assert entry is not None, "MCPServer registers tools/call"
-    call = entry.handler
-
-    async def known_tools_only(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> Any:
-        if params.name != TOOL_NAME:  # ours is known: only another name costs a look at the list
-            names = [tool.name for tool in await server.list_tools()]
-            if params.name not in names:
-                known = ", ".join(names)
-                raise MCPError(
-                    code=INVALID_PARAMS, message=f"unknown tool {params.name!r}; the tools are: {known}"
-                )
-        return await call(ctx, params)
-
-    lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)
+    handle_protocol(server, updates, dashboards.authorize, bus, TOOL_NAME)
     return server

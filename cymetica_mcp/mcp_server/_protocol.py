@@ -1,0 +1,66 @@
+"""Where the MCP SDK's own handling falls short of the protocol, handlers of ours on its low-level server.
+
+- `resources/subscribe` and `resources/unsubscribe` (2025-era sessions): MCPServer has no hook for
+  them, so the low-level server takes ours.
+- `subscriptions/listen` (2026-07-28): the SDK serves it but checks no credential; ours checks the
+  caller, then serves the stream with the SDK's `ListenHandler`.
+- `tools/call` of an unknown tool: the SDK answers with a bare text result; the spec asks for a
+  protocol error, -32602, and ours names the tools there are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcp.server.context import ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import ListenHandler, SubscriptionBus
+from mcp.shared.exceptions import MCPError
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolRequestParams,
+    SubscribeRequestParams,
+    SubscriptionsListenRequestParams,
+    SubscriptionsListenResult,
+    UnsubscribeRequestParams,
+)
+
+from cymetica_mcp.mcp_server._resources import DashboardUpdates
+
+
+def handle_protocol(
+    server: MCPServer[Any],
+    updates: DashboardUpdates,
+    authorize: Callable[[], Awaitable[None]],
+    bus: SubscriptionBus,
+    main_tool: str,
+) -> None:
+    """Register our handlers for subscriptions, listening and unknown tools on `server`."""
+    lowlevel = server._lowlevel_server
+    lowlevel.add_request_handler("resources/subscribe", SubscribeRequestParams, updates.subscribe)
+    lowlevel.add_request_handler("resources/unsubscribe", UnsubscribeRequestParams, updates.unsubscribe)
+    listen = ListenHandler(bus)
+
+    async def authorized_listen(
+        ctx: ServerRequestContext[Any], params: SubscriptionsListenRequestParams
+    ) -> SubscriptionsListenResult:
+        await authorize()
+        return await listen(ctx, params)
+
+    lowlevel.add_request_handler("subscriptions/listen", SubscriptionsListenRequestParams, authorized_listen)
+    entry = lowlevel.get_request_handler("tools/call")
+    assert entry is not None, "MCPServer registers tools/call"
+    call = entry.handler
+
+    async def known_tools_only(ctx: ServerRequestContext[Any], params: CallToolRequestParams) -> Any:
+        if params.name != main_tool:  # ours is known: only another name costs a look at the list
+            names = [tool.name for tool in await server.list_tools()]
+            if params.name not in names:
+                known = ", ".join(names)
+                raise MCPError(
+                    code=INVALID_PARAMS, message=f"unknown tool {params.name!r}; the tools are: {known}"
+                )
+        return await call(ctx, params)
+
+    lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)
