@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +324,16 @@ def test_callers_that_miss_the_same_entry_together_share_one_computation(
         return real(*args)
 
     monkeypatch.setattr(engine_module, "dashboard", slow_dashboard)
+    misses: list[None] = []
+    cached = engine._cached
+
+    def counted(*args: Any) -> Any:
+        hit = cached(*args)
+        if hit is None:
+            misses.append(None)
+        return hit
+
+    monkeypatch.setattr(engine, "_cached", counted)
     results: list[Any] = []
     asked = threading.Barrier(8)
 
@@ -334,6 +345,12 @@ def test_callers_that_miss_the_same_entry_together_share_one_computation(
     for thread in threads:
         thread.start()
     assert first_inside.wait(30)
+    # every caller has missed the cache (the first twice: outside and inside its lock) before the first
+    # computation may end: one that came later would find the result cached and prove nothing
+    deadline = time.monotonic() + 30
+    while len(misses) < 9:
+        assert time.monotonic() < deadline, f"only {len(misses)} misses"
+        time.sleep(0.001)
     release.set()
     for thread in threads:
         thread.join(30)
