@@ -93,7 +93,8 @@ def test_failures_and_refusals_leave_no_descriptor_open(
             import_files(store, trades=tmp_path / "missing.csv")
         with pytest.raises(ImportRefused):
             import_files(store, trades=late_refusal)
-        with pytest.raises(ImportRefused, match="not UTF-8 text"):  # the contract's refusal, never a raw error
+        # the contract's refusal, never a raw decoding error
+        with pytest.raises(ImportRefused, match="not UTF-8 text"):
             import_files(store, trades=not_utf8)
         assert store.data_version() == version  # every failed import was rolled back
         with pytest.raises(RuntimeError, match="newer"):
