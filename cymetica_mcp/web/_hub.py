@@ -246,7 +246,7 @@ class Hub:
                 None,
             )
         wire = result.dashboard.to_wire()
-        text = messages.analytics_update(dumps(wire))
+        text = messages.analytics_update(dumps(wire), result.data_version)
         wire["metrics"] = {**wire["metrics"], "timestamp": None}
         return Update(text, hash(dumps(wire)))
 

@@ -112,7 +112,12 @@ def rest_routes(door: Door) -> list[Route]:
             return error_response(exc, credential_sent=bearer_sent(header))
         result = door.cached(filter, period, stamp) or await door.result(filter, period)
         body, etag = _encoded(store, filter, period, result)
-        headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+        headers = {
+            "ETag": etag,
+            "Cache-Control": CACHE_CONTROL,
+            "Vary": "Authorization",
+            "X-Data-Version": str(result.data_version),
+        }
         log.debug(
             "dashboard %s/%s for key %d: %.1f ms%s",
             filter.value,

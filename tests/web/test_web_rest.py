@@ -157,6 +157,7 @@ async def test_etag_revalidation_answers_304_until_an_import_changes_the_figures
         etag = first.headers["etag"]
         assert first.headers["cache-control"] == "private, no-cache"
         assert first.headers["vary"] == "Authorization"
+        assert first.headers["x-data-version"] == str(served.store.data_version())
         for condition in (etag, f"W/{etag}", f'"other", {etag}', "*"):
             same = await http.get(url, headers={**bearer(api_key), "If-None-Match": condition})
             assert same.status_code == 304 and same.content == b"" and same.headers["etag"] == etag
@@ -170,6 +171,7 @@ async def test_etag_revalidation_answers_304_until_an_import_changes_the_figures
         await anyio.to_thread.run_sync(import_files, served.store, users, trades)
         changed = await http.get(url, headers={**bearer(api_key), "If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert int(changed.headers["x-data-version"]) == int(first.headers["x-data-version"]) + 1
     assert (
         changed.json()["metrics"]["active_users"]["value"]
         == first.json()["metrics"]["active_users"]["value"] + 1

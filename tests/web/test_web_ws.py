@@ -46,7 +46,8 @@ async def test_connected_then_an_immediate_update_with_an_api_key_or_a_jwt(
         assert hello["type"] == "connected"
         assert (hello["filter"], hello["period"]) == ("all", "24h")
         assert hello["push_interval"] == 1 and hello["heartbeat_interval"] == 0.5
-        assert update == {"type": "analytics_update", "data": wire(served.engine)}
+        version = served.store.data_version()
+        assert update == {"type": "analytics_update", "data_version": version, "data": wire(served.engine)}
 
 
 async def test_bad_tokens_are_closed_with_4401_before_any_data(served: Served, api_key: str) -> None:
