@@ -11,11 +11,14 @@ from cymetica_mcp.auth._authenticator import (
     JWT_AUDIENCE,
     JWT_ISSUER,
     JWT_LIFETIME,
+    JWT_SECRET,
     LAST_USED_EVERY,
     Authenticator,
     Principal,
     Verdict,
+    configured_secret,
     jwt_secret,
+    rotate_jwt_secret,
 )
 from cymetica_mcp.auth._keys import HOW_TO_GET_A_KEY, KEY_PREFIX, KeyRing
 from cymetica_mcp.auth._verdicts import Verdicts
@@ -27,6 +30,7 @@ __all__ = [
     "JWT_AUDIENCE",
     "JWT_ISSUER",
     "JWT_LIFETIME",
+    "JWT_SECRET",
     "KEY_PREFIX",
     "LAST_USED_EVERY",
     "Authenticator",
@@ -35,5 +39,7 @@ __all__ = [
     "Principal",
     "Verdict",
     "Verdicts",
+    "configured_secret",
     "jwt_secret",
+    "rotate_jwt_secret",
 ]

@@ -28,6 +28,8 @@ JWT_ISSUER: Final = "cymetica-mcp"
 JWT_LIFETIME: Final = 3_600
 MIN_SECRET_BYTES: Final = 32
 LAST_USED_EVERY: Final = 60.0
+JWT_SECRET: Final = "jwt_secret"  # noqa: S105 - the setting's name, not a secret
+"""The setting that holds the generated JWT secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,16 +61,31 @@ class Verdict:
     """Unix seconds from which it is refused: a JWT's `exp`, an API key's expiry; None: never."""
 
 
+def configured_secret(configured: str | None) -> bytes | None:
+    """CYMETICA_JWT_SECRET as bytes, refused below 32 bytes; None when unset."""
+    if not configured:
+        return None
+    secret = configured.encode("utf-8")
+    if len(secret) < MIN_SECRET_BYTES:
+        raise AnalyticsError(
+            "invalid_argument", f"CYMETICA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
+        )
+    return secret
+
+
 def jwt_secret(store: Store, configured: str | None) -> bytes:
     """The HS256 secret: CYMETICA_JWT_SECRET if set (>= 32 bytes), else one generated once and stored."""
-    if configured:
-        secret = configured.encode("utf-8")
-        if len(secret) < MIN_SECRET_BYTES:
-            raise AnalyticsError(
-                "invalid_argument", f"CYMETICA_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
-            )
-        return secret
-    return store.secret("jwt_secret", lambda: secrets.token_bytes(MIN_SECRET_BYTES))
+    return configured_secret(configured) or store.secret(JWT_SECRET, _new_secret)
+
+
+def rotate_jwt_secret(store: Store) -> None:
+    """Replace the stored JWT secret: every JWT issued so far is refused from the next request on, by
+    every server on the store (API keys are untouched)."""
+    store.replace_secret(JWT_SECRET, _new_secret())
+
+
+def _new_secret() -> bytes:
+    return secrets.token_bytes(MIN_SECRET_BYTES)
 
 
 def _unauthorized(message: str) -> AnalyticsError:
@@ -87,12 +104,15 @@ def _iso(ts: int | None) -> str:
 class Authenticator:
     """Turns a credential (API key or JWT) into a `Principal`; thread-safe."""
 
-    def __init__(self, store: Store, secret: bytes, *, lifetime: int = JWT_LIFETIME) -> None:
-        if len(secret) < MIN_SECRET_BYTES:
+    def __init__(self, store: Store, secret: bytes | None = None, *, lifetime: int = JWT_LIFETIME) -> None:
+        """`secret` signs and checks JWTs; None: the store's, read again on each use, so that
+        `rotate_jwt_secret` (from any process) refuses every JWT issued before it at once."""
+        if secret is not None and len(secret) < MIN_SECRET_BYTES:
             raise ValueError(f"the JWT secret must be at least {MIN_SECRET_BYTES} bytes")
         self.store = store
         self.lifetime = lifetime
-        self._secret = secret
+        self._stored = secret is None
+        self._secret = secret if secret is not None else jwt_secret(store, None)
         self._keys = store.keys.lookup()
         self._last_used: dict[int, float] = {}
 
@@ -134,7 +154,7 @@ class Authenticator:
         try:
             claims = jwt.decode(
                 token,
-                self._secret,
+                self._signing_secret(),
                 algorithms=[JWT_ALGORITHM],
                 audience=JWT_AUDIENCE,
                 issuer=JWT_ISSUER,
@@ -174,7 +194,13 @@ class Authenticator:
             "iss": JWT_ISSUER,
             "scope": " ".join(s.value for s in Scope if s in principal.scopes),
         }
-        return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM), lifetime
+        return jwt.encode(claims, self._signing_secret(), algorithm=JWT_ALGORITHM), lifetime
+
+    def _signing_secret(self) -> bytes:
+        """The configured secret, or the store's as it is now."""
+        if not self._stored:
+            return self._secret
+        return self._keys.secret(JWT_SECRET) or self._secret
 
     def _touch(self, key_id: int) -> None:
         """Record last use, at most once a minute per key (a write per request would fight imports)."""

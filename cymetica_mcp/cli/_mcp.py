@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Final
 
-from cymetica_mcp.auth import Authenticator, KeyInfo, KeyRing, jwt_secret
+from cymetica_mcp.auth import Authenticator, KeyInfo, KeyRing, configured_secret, rotate_jwt_secret
 from cymetica_mcp.config import Settings
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
@@ -49,6 +49,11 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     revoke = actions.add_parser("revoke", help="revoke a key: refused at once, also by running servers")
     revoke.add_argument("id", type=int, help="the key's id (see `keys list`)")
     revoke.set_defaults(run=_revoke)
+    rotate = actions.add_parser(
+        "rotate-jwt-secret",
+        help="replace the stored JWT secret: every JWT issued so far is refused, keys are not",
+    )
+    rotate.set_defaults(run=_rotate)
 
     mcp = commands.add_parser(
         "mcp", help="run the MCP server over stdio (key from CYMETICA_API_KEY); for hosts like Claude Desktop"
@@ -147,12 +152,25 @@ def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rotate(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.jwt_secret:
+        raise AnalyticsError(
+            "invalid_argument",
+            "CYMETICA_JWT_SECRET is set, so the stored secret is not used: change that variable and restart the servers",
+        )
+    rotate_jwt_secret(open_store(settings.db))
+    print(
+        "replaced the JWT secret: every JWT issued so far is refused from the next request on, on every door; API keys still work"
+    )
+    return 0
+
+
 def _mcp(args: argparse.Namespace, settings: Settings) -> int:
     from cymetica_mcp.mcp_server import create_server  # the SDK loads only for this command
 
     store = open_store(settings.db)
     engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds)
-    authenticator = Authenticator(store, jwt_secret(store, settings.jwt_secret))
+    authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
     try:
         _check_key(authenticator, settings.api_key)
         server = create_server(engine, authenticator, api_key=settings.api_key)

@@ -8,7 +8,7 @@ import sys
 
 from pydantic import ValidationError
 
-from cymetica_mcp.auth import Authenticator, jwt_secret
+from cymetica_mcp.auth import Authenticator, configured_secret
 from cymetica_mcp.config import Settings
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
@@ -157,7 +157,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     store = open_store(settings.db)
     engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds)
-    authenticator = Authenticator(store, jwt_secret(store, settings.jwt_secret))
+    authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
     try:
         try:
             sock = bind(args.host, args.port)
@@ -187,7 +187,7 @@ def _token(args: argparse.Namespace, settings: Settings) -> int:
             "no API key: pass --key KEY (or --key - to read it from stdin) or set CYMETICA_API_KEY",
         )
     store = open_store(settings.db)
-    authenticator = Authenticator(store, jwt_secret(store, settings.jwt_secret))
+    authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
     try:
         principal = authenticator.authenticate(key)
         if principal.via != "api_key":

@@ -165,6 +165,10 @@ class KeyLookup(Protocol):
         """The key with this id."""
         ...
 
+    def secret(self, name: str) -> bytes | None:
+        """The setting `name` as stored now (None: none yet)."""
+        ...
+
     def close(self) -> None:
         """Release the kept connection (the next lookup opens another)."""
         ...
@@ -266,4 +270,8 @@ class Store(Protocol):
     def secret(self, name: str, generate: Callable[[], bytes]) -> bytes:
         """The setting `name`, made with `generate` and stored the first time it is asked for (once,
         whatever the number of processes asking at the same time)."""
+        ...
+
+    def replace_secret(self, name: str, value: bytes) -> None:
+        """Store `value` as the setting `name`, whatever it was."""
         ...

@@ -101,6 +101,13 @@ class KeyLookup:
         )
         return None if row is None else _info(row)
 
+    def secret(self, name: str) -> bytes | None:
+        """The setting `name` as stored now."""
+        row = self._kept.run(
+            lambda conn: conn.execute("SELECT value FROM settings WHERE key = ?", (name,)).fetchone()
+        )
+        return None if row is None else bytes(row[0])
+
     def close(self) -> None:
         """Release the kept connection."""
         self._kept.close()

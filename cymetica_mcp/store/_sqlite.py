@@ -132,6 +132,14 @@ class SQLiteStore:
             conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (name, generate()))
             return bytes(conn.execute("SELECT value FROM settings WHERE key = ?", (name,)).fetchone()[0])
 
+    def replace_secret(self, name: str, value: bytes) -> None:
+        """Store `value` as the setting `name`."""
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
+
 
 class KeptVersion:
     """The data version, read on a kept connection (one indexed row)."""

@@ -101,7 +101,9 @@ def connected(session_id: int, filter: Filter, period: Period, push: float, hear
 def analytics_update(dashboard_json: bytes, data_version: int) -> str:
     """An update around an already serialised dashboard (serialised once per tick and group), with the
     store's data version it was computed from (a client can tell that versions never go backwards)."""
-    return f'{{"type":"analytics_update","data_version":{data_version},"data":' + dashboard_json.decode() + "}"
+    return (
+        f'{{"type":"analytics_update","data_version":{data_version},"data":' + dashboard_json.decode() + "}"
+    )
 
 
 def preferences_ack(filter: Filter, period: Period) -> str:
