@@ -19,6 +19,7 @@ from cymetica_mcp.web import (
     INGEST_MAX_BYTES,
     INGEST_QUEUE,
     INGEST_RATE_PER_MINUTE,
+    MCP_SESSIONS_PER_KEY,
     PUSH_INTERVAL,
     RATE_BURST,
     RATE_PER_MINUTE,
@@ -67,6 +68,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=int,
         default=RATE_BURST,
         help=f"requests allowed at once per key (default: {RATE_BURST})",
+    )
+    serve.add_argument(
+        "--mcp-sessions-per-key",
+        type=int,
+        default=MCP_SESSIONS_PER_KEY,
+        help=f"open MCP-over-HTTP sessions per API key; one more gets 503 (default: {MCP_SESSIONS_PER_KEY})",
     )
     serve.add_argument(
         "--failed-auth-limit",
@@ -120,6 +127,7 @@ def _options(args: argparse.Namespace, public_url: str) -> WebOptions:
             rate_per_minute=args.rate_limit,
             rate_burst=args.rate_burst,
             failures_per_address=args.failed_auth_limit,
+            mcp_sessions_per_key=args.mcp_sessions_per_key,
             trusted_proxies=tuple(args.trusted_proxy),
             ingest_max_bytes=args.ingest_max_bytes,
             ingest_rate_per_minute=args.ingest_rate_limit,

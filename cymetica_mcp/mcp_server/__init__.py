@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from cymetica_mcp.mcp_server._caller import NO_STDIO_KEY, SCOPE, http_auth_settings
 from cymetica_mcp.mcp_server._envelope import OUTPUT_SCHEMA
+from cymetica_mcp.mcp_server._protocol import limit_sessions_per_key
 from cymetica_mcp.mcp_server._resources import URI_TEMPLATE, dashboard_uri
 from cymetica_mcp.mcp_server._server import (
     FORBIDDEN_RPC_CODE,
@@ -31,4 +32,5 @@ __all__ = [
     "create_server",
     "dashboard_uri",
     "http_auth_settings",
+    "limit_sessions_per_key",
 ]

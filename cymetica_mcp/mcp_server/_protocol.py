@@ -6,10 +6,12 @@
   caller, then serves the stream with the SDK's `ListenHandler`.
 - `tools/call` of an unknown tool: the SDK answers with a bare text result; the spec asks for a
   protocol error, -32602, and ours names the tools there are.
+- Sessions over HTTP: the SDK limits them in total only; `limit_sessions_per_key` adds a limit per key.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +29,8 @@ from mcp.types import (
 )
 
 from cymetica_mcp.mcp_server._resources import DashboardUpdates
+
+log = logging.getLogger(__name__)
 
 
 def handle_protocol(
@@ -64,3 +68,29 @@ def handle_protocol(
         return await call(ctx, params)
 
     lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)
+
+
+def limit_sessions_per_key(server: MCPServer[Any], per_key: int) -> None:
+    """Refuse a new MCP-over-HTTP session (503, as the SDK refuses one past its total) to a key that
+    holds `per_key` open ones, so that one caller cannot fill the session table and lock others out.
+
+    The SDK limits sessions only in total; it decides admission in `_admit_session` and records each
+    session's owner (its token's client id, `key-<id>`), which this wraps and counts (pinned to SDK 2.x:
+    tests/web/test_web_mcp.py fails if that changes)."""
+    manager = server.session_manager
+    admit = manager._admit_session
+    owners = manager._session_owners
+
+    def admit_within_quota(requestor: Any) -> Any:
+        if requestor is not None:
+            held = sum(1 for owner in owners.values() if owner["client_id"] == requestor["client_id"])
+            if held >= per_key:
+                log.warning(
+                    "refusing an MCP session to %s: it holds %d open, the limit per key",
+                    requestor["client_id"],
+                    held,
+                )
+                return None
+        return admit(requestor)
+
+    manager._admit_session = admit_within_quota  # type: ignore[method-assign]

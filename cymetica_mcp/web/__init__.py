@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from cymetica_mcp.web._options import (
         FAILURES_PER_ADDRESS,
         LOOPBACK_HOSTS,
+        MCP_SESSIONS_PER_KEY,
         PUSH_INTERVAL,
         RATE_BURST,
         RATE_PER_MINUTE,
@@ -30,6 +31,7 @@ __all__ = [
     "INGEST_QUEUE",
     "INGEST_RATE_PER_MINUTE",
     "LOOPBACK_HOSTS",
+    "MCP_SESSIONS_PER_KEY",
     "PUSH_INTERVAL",
     "RATE_BURST",
     "RATE_PER_MINUTE",
@@ -53,6 +55,7 @@ _HOME = {
     "install_redaction": "_logs",
     "INGEST_BURST": "_options",
     "FAILURES_PER_ADDRESS": "_options",
+    "MCP_SESSIONS_PER_KEY": "_options",
     "INGEST_MAX_BYTES": "_options",
     "INGEST_QUEUE": "_options",
     "INGEST_RATE_PER_MINUTE": "_options",

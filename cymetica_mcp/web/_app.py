@@ -158,7 +158,7 @@ def _mcp(
     """The MCP server with Bearer auth, and its Streamable HTTP app (routes /mcp and its metadata)."""
     from mcp.server.transport_security import TransportSecuritySettings
 
-    from cymetica_mcp.mcp_server import create_server, http_auth_settings
+    from cymetica_mcp.mcp_server import create_server, http_auth_settings, limit_sessions_per_key
 
     server = create_server(
         engine,
@@ -170,5 +170,7 @@ def _mcp(
         streamable_http_path=MCP_PATH,
         # OriginGuard checks Host and Origin for every route of this app, /mcp included.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        max_sessions=options.mcp_sessions,
     )
+    limit_sessions_per_key(server, options.mcp_sessions_per_key)
     return server, app

@@ -25,6 +25,10 @@ RATE_PER_MINUTE: Final = 600.0
 """Requests (REST calls and WebSocket messages) per minute per API key, sustained."""
 RATE_BURST: Final = 60
 """Requests per API key allowed at once before the sustained rate applies."""
+MCP_SESSIONS: Final = 1_000
+"""Open MCP-over-HTTP sessions at once, in all; one more gets 503."""
+MCP_SESSIONS_PER_KEY: Final = 16
+"""Open MCP-over-HTTP sessions per API key; one more gets 503."""
 FAILURES_PER_ADDRESS: Final = 30
 """Refused credentials per minute from one client address before its attempts get 429."""
 FAILURES_TOTAL: Final = 600
@@ -99,6 +103,10 @@ class WebOptions(BaseModel):
         description="Accept only loopback Host headers (DNS-rebinding protection when bound to localhost).",
     )
     mcp: bool = Field(default=True, description="Mount the MCP server at /mcp.")
+    mcp_sessions: int = Field(default=MCP_SESSIONS, gt=0, description="Open MCP sessions at once, in all.")
+    mcp_sessions_per_key: int = Field(
+        default=MCP_SESSIONS_PER_KEY, gt=0, description="Open MCP sessions per key."
+    )
     ingest_max_bytes: int = Field(default=INGEST_MAX_BYTES, gt=0, description="Largest decoded ingest body.")
     ingest_queue: int = Field(default=INGEST_QUEUE, gt=0, description="Ingest requests waiting at once.")
     ingest_rate_per_minute: float = Field(

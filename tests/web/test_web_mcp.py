@@ -18,9 +18,10 @@ from mcp.types import CallToolResult
 from cymetica_mcp.auth import KeyRing
 from cymetica_mcp.mcp_server import TOOL_NAME
 from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.store import SQLiteStore
 from tests.conftest import NOW
 
-from .conftest import Served
+from .conftest import Served, serving
 from .helpers import forged_jwt
 
 pytestmark = pytest.mark.anyio
@@ -112,3 +113,29 @@ async def test_tool_calls_over_http_draw_on_the_keys_rate_limit(demo_store: Any,
     refused = envelope(answers[2])["error"]
     assert refused["code"] == "rate_limited"
     assert "retry in" in refused["message"]
+
+
+async def test_one_key_cannot_fill_the_session_table(demo_store: SQLiteStore, api_key: str) -> None:
+    other = KeyRing(demo_store).create("other")[1]
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    accept = {"Accept": "application/json, text/event-stream"}
+    with serving(demo_store, mcp_sessions_per_key=3) as served:
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+
+            async def open_session(key: str) -> int:
+                answer = await http.post(
+                    "/mcp", json=initialize, headers={**accept, "Authorization": f"Bearer {key}"}
+                )
+                return answer.status_code
+
+            assert [await open_session(api_key) for _ in range(5)] == [200, 200, 200, 503, 503]
+            assert await open_session(other) == 200  # another key is not locked out
