@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cymetica_mcp import __version__
+from cymetica_mcp.cli import _maintenance, _simulate
 from cymetica_mcp.cli import _mcp as cli_mcp
-from cymetica_mcp.cli import _simulate
 from cymetica_mcp.cli import _web as cli_web
 from cymetica_mcp.config import Settings, load_settings, parse_now
 from cymetica_mcp.engine import Engine, system_clock
@@ -71,6 +71,7 @@ def _extend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cli_mcp.add_commands(commands)
     cli_web.add_commands(commands)
     _simulate.add_commands(commands)
+    _maintenance.add_commands(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -274,4 +275,13 @@ class Store(Protocol):
 
     def replace_secret(self, name: str, value: bytes) -> None:
         """Store `value` as the setting `name`, whatever it was."""
+        ...
+
+    def backup(self, destination: Path) -> int:
+        """A consistent copy of the store at the new file `destination`, taken while others read and
+        write; returns the copy's data version."""
+        ...
+
+    def check(self) -> list[str]:
+        """Every problem found in the store (none: it is sound)."""
         ...

@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Final
 
+from cymetica_mcp.store import _maintenance
 from cymetica_mcp.store._connection import Kept, connect, data_version, ensure_wal, reading, transaction
 from cymetica_mcp.store._imports import KnownUsers, SQLiteImport
 from cymetica_mcp.store._keys import SQLiteKeys
@@ -139,6 +140,14 @@ class SQLiteStore:
                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (name, value),
             )
+
+    def backup(self, destination: Path) -> int:
+        """An online backup to the new file `destination` (SQLite's backup API); its data version."""
+        return _maintenance.backup(self.path, Path(destination))
+
+    def check(self) -> list[str]:
+        """Integrity, foreign keys, packed chunks against rows, kept totals against sums."""
+        return _maintenance.check(self.path)
 
 
 class KeptVersion:
