@@ -139,3 +139,52 @@ async def test_one_key_cannot_fill_the_session_table(demo_store: SQLiteStore, ap
 
             assert [await open_session(api_key) for _ in range(5)] == [200, 200, 200, 503, 503]
             assert await open_session(other) == 200  # another key is not locked out
+
+
+async def test_a_request_whose_id_is_not_a_string_or_integer_is_refused_not_dropped(
+    served: Served, api_key: str
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {api_key}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+    }
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+        opened = await http.post("/mcp", json=initialize, headers=headers)
+        session = {
+            **headers,
+            "mcp-session-id": opened.headers["mcp-session-id"],
+            "mcp-protocol-version": "2025-06-18",
+        }
+        await http.post(
+            "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
+        )
+        for bad in ({"a": 1}, [1], 1.5, True, None):
+            for body in (
+                {"jsonrpc": "2.0", "id": bad, "method": "tools/list"},
+                [{"jsonrpc": "2.0", "id": bad, "method": "tools/list"}],
+            ):
+                answer = await http.post("/mcp", json=body, headers=session)
+                assert answer.status_code == 400, (bad, answer.status_code, answer.text)
+                assert answer.json() == {
+                    "jsonrpc": "2.0",
+                    "id": None,
+                    "error": {
+                        "code": -32600,
+                        "message": "Invalid Request: a request's id must be a string or an integer",
+                    },
+                }
+        fine = await http.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": "x-7", "method": "tools/list"}, headers=session
+        )
+    assert fine.status_code == 200 and TOOL_NAME in fine.text
