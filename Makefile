@@ -54,8 +54,12 @@ typecheck: install
 architecture: install
 	$(BIN)/lint-imports --no-cache
 
+# Branch coverage of the package, in this process (commands run as subprocesses are exercised, not
+# counted); under 90% fails.
 test: lint typecheck architecture
-	$(BIN)/pytest -q
+	$(BIN)/coverage run -m pytest -q
+	@total=$$($(BIN)/coverage report --format=total); \
+	echo "branch coverage of cymetica_mcp: $$total% (90% at least)"; test "$$total" -ge 90
 
 # Issue 6's targets as ratios against references measured in the same run (see README: Performance).
 bench: install
