@@ -48,7 +48,7 @@ lint: install
 	$(BIN)/ruff format --check $(SOURCES)
 
 typecheck: install
-	$(BIN)/mypy cymetica_mcp
+	$(BIN)/mypy cymetica_mcp tests
 
 # The layers of docs/architecture.md, as import-linter contracts in pyproject.toml: a wrong arrow fails here.
 architecture: install

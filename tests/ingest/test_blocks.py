@@ -218,7 +218,7 @@ def _import(folder: Path, trades: bytes, bad_user: bool, fast: bool, block: int,
     )
     path = folder / "t1.csv"
     path.write_bytes(trades)
-    plain = _importer.plain_csv_header if fast else (lambda _path: None)
+    plain = _fastpath.plain_csv_header if fast else (lambda _path: None)
     with (
         mock.patch.object(_importer, "plain_csv_header", plain),
         mock.patch.object(_fastpath, "BLOCK_BYTES", block),

@@ -333,7 +333,9 @@ def test_the_kept_totals_count_only_inserted_trades_and_are_summed_for_an_older_
     seeded: SQLiteStore, tmp_path: Path
 ) -> None:
     def kept() -> tuple[object, ...]:
-        found = dict(rows(seeded, "SELECT key, value FROM meta WHERE key LIKE 'trade_%'"))
+        found: dict[object, object] = {
+            key: value for key, value in rows(seeded, "SELECT key, value FROM meta WHERE key LIKE 'trade_%'")
+        }
         return found.get("trade_volume_micro"), found.get("trade_abs_pnl_micro")
 
     def summed() -> tuple[object, ...]:

@@ -141,7 +141,10 @@ def test_a_store_written_by_an_earlier_schema_opens_migrates_and_gives_the_same_
     migrated = SQLiteStore(old)
     assert migrated.schema_version() == len(MIGRATIONS) and migrated.check() == []
     fresh = SQLiteStore(tmp_path / "fresh.db")
-    decimal = lambda micro: f"{micro / 1_000_000:.6f}"  # noqa: E731
+
+    def decimal(micro: int) -> str:
+        return f"{micro / 1_000_000:.6f}"
+
     import_files(
         fresh,
         write(

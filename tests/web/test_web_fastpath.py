@@ -185,15 +185,15 @@ def test_the_stamp_never_waits_for_a_lock(tmp_path: Path) -> None:
 
 def test_a_data_version_is_known_only_under_the_stamp_it_was_learnt_after(demo_store: SQLiteStore) -> None:
     watch = StoreWatch(demo_store)
-    assert watch.version(None) is None and watch.version(1) is None
-    watch.learn(5, 40)
-    assert watch.version(5) == 40 and watch.version(6) is None and watch.version(None) is None
-    watch.learn(4, 39)  # learnt under an older stamp, recorded late: ignored
-    assert watch.version(5) == 40
+    assert watch.version(None) is None and watch.version((1, 1)) is None
+    watch.learn((1, 5), 40)
+    assert watch.version((1, 5)) == 40 and watch.version((1, 6)) is None and watch.version(None) is None
+    watch.learn((1, 4), 39)  # learnt under an older stamp, recorded late: ignored
+    assert watch.version((1, 5)) == 40
     watch.learn(None, 41)  # no stamp, no knowledge
-    assert watch.version(5) == 40
-    watch.learn(6, 41)
-    assert watch.version(5) is None and watch.version(6) == 41
+    assert watch.version((1, 5)) == 40
+    watch.learn((1, 6), 41)
+    assert watch.version((1, 5)) is None and watch.version((1, 6)) == 41
 
 
 class Clock:
@@ -209,30 +209,30 @@ def test_verdicts_hold_under_their_stamp_until_a_jwt_expires_or_their_time_is_up
     verdicts = Verdicts(seconds=60, kept=3, clock=monotonic, wall=wall)
     key = Verdict(Principal(1, "k", "api_key"), None)
     jwt = Verdict(Principal(1, "k", "jwt"), 1_010)
-    verdicts.put("cym_key", 7, key)
-    verdicts.put("a.b.c", 7, jwt)
-    assert verdicts.get("cym_key", 7) == key.principal and verdicts.get("a.b.c", 7) == jwt.principal
-    assert verdicts.get("cym_key", 8) is None and verdicts.get("cym_key", None) is None
-    assert verdicts.get("cym_other", 7) is None and verdicts.get(None, 7) is None
+    verdicts.put("cym_key", (1, 7), key)
+    verdicts.put("a.b.c", (1, 7), jwt)
+    assert verdicts.get("cym_key", (1, 7)) == key.principal and verdicts.get("a.b.c", (1, 7)) == jwt.principal
+    assert verdicts.get("cym_key", (1, 8)) is None and verdicts.get("cym_key", None) is None
+    assert verdicts.get("cym_other", (1, 7)) is None and verdicts.get(None, (1, 7)) is None
     wall.now = 1_010  # the JWT's exp: refused from that second on, as pyjwt does
-    assert verdicts.get("a.b.c", 7) is None and verdicts.get("cym_key", 7) == key.principal
+    assert verdicts.get("a.b.c", (1, 7)) is None and verdicts.get("cym_key", (1, 7)) == key.principal
     monotonic.now = 160  # a minute: checked against the store again (which records the last use)
-    assert verdicts.get("cym_key", 7) is None
+    assert verdicts.get("cym_key", (1, 7)) is None
 
 
 def test_verdicts_follow_the_newest_stamp_and_stay_bounded() -> None:
     verdicts = Verdicts(kept=2)
     key = Verdict(Principal(1, "k", "api_key"), None)
-    verdicts.put("cym_a", 7, key)
-    verdicts.put("cym_b", 6, key)  # checked under an older stamp, finished late: not remembered
-    assert verdicts.get("cym_b", 6) is None and verdicts.get("cym_b", 7) is None
-    verdicts.put("cym_b", 8, key)  # a newer stamp: everything older is forgotten
-    assert verdicts.get("cym_a", 8) is None and verdicts.get("cym_b", 8) == key.principal
+    verdicts.put("cym_a", (1, 7), key)
+    verdicts.put("cym_b", (1, 6), key)  # checked under an older stamp, finished late: not remembered
+    assert verdicts.get("cym_b", (1, 6)) is None and verdicts.get("cym_b", (1, 7)) is None
+    verdicts.put("cym_b", (1, 8), key)  # a newer stamp: everything older is forgotten
+    assert verdicts.get("cym_a", (1, 8)) is None and verdicts.get("cym_b", (1, 8)) == key.principal
     verdicts.put("cym_c", None, key)  # no stamp, nothing remembered
-    assert verdicts.get("cym_c", 8) is None
+    assert verdicts.get("cym_c", (1, 8)) is None
     for name in ("cym_c", "cym_d", "cym_e"):
-        verdicts.put(name, 8, key)
-    assert sum(verdicts.get(name, 8) is not None for name in ("cym_b", "cym_c", "cym_d", "cym_e")) <= 2
+        verdicts.put(name, (1, 8), key)
+    assert sum(verdicts.get(name, (1, 8)) is not None for name in ("cym_b", "cym_c", "cym_d", "cym_e")) <= 2
 
 
 def test_the_engines_cache_answers_only_for_the_current_version_within_max_age(engine: Engine) -> None:

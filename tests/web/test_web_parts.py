@@ -254,7 +254,7 @@ def test_the_origin_guard_reads_the_last_host_and_origin_header_in_any_case() ->
     async def receive() -> dict[str, object]:
         return {"type": "http.request"}
 
-    guard = OriginGuard(app, allowed_origins=(), loopback_only=True)  # type: ignore[arg-type]
+    guard = OriginGuard(app, allowed_origins=(), loopback_only=True)
 
     def run(headers: list[tuple[bytes, bytes]]) -> object:
         sent.clear()

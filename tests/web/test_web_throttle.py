@@ -56,9 +56,12 @@ async def test_failed_credentials_get_429_without_a_store_query(
     with serving(demo_store, failures_per_address=5) as served:
         checked: list[Any] = []
         verdict = served.app.door.authenticator.verdict
-        monkeypatch.setattr(
-            served.app.door.authenticator, "verdict", lambda c: checked.append(c) or verdict(c)
-        )
+
+        def counted(credential: str | None) -> Any:
+            checked.append(credential)
+            return verdict(credential)
+
+        monkeypatch.setattr(served.app.door.authenticator, "verdict", counted)
         async with httpx.AsyncClient(base_url=served.url) as http:
             statuses = [
                 (await http.get(DASHBOARD, headers={"Authorization": f"Bearer {WRONG}"})).status_code

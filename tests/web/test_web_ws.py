@@ -369,7 +369,7 @@ async def test_a_client_that_writes_ahead_and_reads_its_replies_is_never_dropped
         for _ in range(4):
             ws.protocol.send_text(b'{"type":"set_preferences","period":"7d"}')
         ws.send_data()
-        kinds = Counter()
+        kinds: Counter[str] = Counter()
         with anyio.fail_after(10):
             while kinds["pong"] < 12 or kinds["preferences_ack"] < 4:
                 kinds[(await receive(ws))["type"]] += 1
