@@ -206,12 +206,18 @@ async def test_health_probes_need_no_credential_and_show_no_data(
         with closing(sqlite3.connect(served.store.path)) as conn:
             conn.execute("PRAGMA user_version = 99")
         newer = await http.get("/readyz")
+        for name in (served.store.path, served.store.path.with_name(served.store.path.name + "-wal")):
+            with name.open("r+b") as raw:  # the heads of the file and its log overwritten: not a database
+                raw.write(b"not a database".ljust(100, b"\0"))
+        unreadable = await http.get("/readyz")
         still_live = await http.get("/healthz")
     assert live.json() == {"status": "ok"} and still_live.status_code == 200
     assert ready.json() == {"status": "ready", "schema_version": SCHEMA_VERSION}
     assert newer.status_code == 503
     reason = f"the store has schema version 99, this server needs {SCHEMA_VERSION}"
     assert newer.json() == {"status": "unavailable", "reason": reason}
+    assert unreadable.status_code == 503
+    assert unreadable.json() == {"status": "unavailable", "reason": "the store cannot be read"}
 
 
 async def test_unknown_paths_and_methods_get_the_envelope(http: httpx.AsyncClient, api_key: str) -> None:
