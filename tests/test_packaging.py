@@ -20,6 +20,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from websockets.sync.client import connect
 
+from tests.web.helpers import MCP_INITIALIZE
+
 ROOT = Path(__file__).resolve().parents[1]
 NOW_ISO = "2026-03-20T12:34:56Z"
 
@@ -106,16 +108,7 @@ def test_a_plain_install_serves_every_door(serving: tuple[str, str]) -> None:
         mcp = http.post(
             "/mcp",
             headers={"Accept": "application/json, text/event-stream"},
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "1"},
-                },
-            },
+            json=MCP_INITIALIZE,
         )
         assert mcp.status_code == 200 and "cymetica-analytics" in mcp.text
     with connect(url.replace("http", "ws") + f"/ws/analytics?token={token}") as ws:

@@ -66,3 +66,16 @@ def forged_jwt(
     issued = now - 7_200 if expired else now
     claims = {"sub": sub, "iat": issued, "exp": issued + 3_600, "aud": JWT_AUDIENCE, "iss": JWT_ISSUER}
     return jwt.encode(claims, secret or stored, algorithm=JWT_ALGORITHM)
+
+
+MCP_INITIALIZE: dict[str, Any] = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "tests", "version": "1"},
+    },
+}
+"""An MCP `initialize` request, for tests that speak Streamable HTTP by hand."""

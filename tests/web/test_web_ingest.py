@@ -25,7 +25,7 @@ from cymetica_mcp.windows import iso
 from tests.conftest import NOW, clean_env
 
 from .conftest import Served, serving
-from .helpers import close_of, receive
+from .helpers import MCP_INITIALIZE, close_of, receive
 
 pytestmark = pytest.mark.anyio
 
@@ -187,7 +187,7 @@ async def test_scopes_are_enforced_on_every_door(served: Served, api_key: str) -
         mcp = await http.post(
             "/mcp",
             headers=bearer(ingest_only, {"Accept": "application/json, text/event-stream"}),
-            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": _initialize()},
+            json=MCP_INITIALIZE,
         )
         assert mcp.status_code == 200  # the door admits the key; its tool refuses (tests/mcp_server)
     for credential in (ingest_only, token):
@@ -317,10 +317,6 @@ async def test_an_import_is_pushed_to_the_websockets_whose_figures_it_changed(
                 assert update["data"] == served.engine.dashboard(Filter.ALL, Period.H24, NOW).to_wire()
                 with pytest.raises(TimeoutError):  # an agent's trade leaves the humans' figures alone
                     await receive(agents, 0.6)
-
-
-def _initialize() -> dict[str, Any]:
-    return {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
 
 
 async def _until(condition: Any, seconds: float = 10.0) -> None:

@@ -22,7 +22,7 @@ from cymetica_mcp.store import SQLiteStore
 from tests.conftest import NOW
 
 from .conftest import Served, serving
-from .helpers import forged_jwt
+from .helpers import MCP_INITIALIZE, forged_jwt
 
 pytestmark = pytest.mark.anyio
 
@@ -117,16 +117,7 @@ async def test_tool_calls_over_http_draw_on_the_keys_rate_limit(demo_store: Any,
 
 async def test_one_key_cannot_fill_the_session_table(demo_store: SQLiteStore, api_key: str) -> None:
     other = KeyRing(demo_store).create("other")[1]
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    initialize = MCP_INITIALIZE
     accept = {"Accept": "application/json, text/event-stream"}
     with serving(demo_store, mcp_sessions_per_key=3) as served:
         async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
@@ -149,16 +140,7 @@ async def test_a_request_whose_id_is_not_a_string_or_integer_is_refused_not_drop
         "Accept": "application/json, text/event-stream",
         "Content-Type": "application/json",
     }
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "t", "version": "1"},
-        },
-    }
+    initialize = MCP_INITIALIZE
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
         opened = await http.post("/mcp", json=initialize, headers=headers)
         session = {
