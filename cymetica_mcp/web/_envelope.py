@@ -14,7 +14,6 @@ from typing import Any, Final
 from starlette.responses import Response
 
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.web._ratelimit import RateLimited
 
 REALM: Final = "cymetica-analytics"
 JSON: Final = "application/json"
@@ -49,6 +48,6 @@ def error_response(
     headers = {"Cache-Control": "no-store"}
     if error.code == "unauthorized":
         headers["WWW-Authenticate"] = challenge(error, credential_sent)
-    if isinstance(error, RateLimited):
+    if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     return json_response(error.to_dict(), status or error.http_status, headers)

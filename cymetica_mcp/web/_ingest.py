@@ -62,6 +62,7 @@ class WriterQueue:
             raise AnalyticsError(
                 "unavailable",
                 f"{self.waiting} imports are already waiting for the store's writer; retry in {RETRY_AFTER} s",
+                retry_after=RETRY_AFTER,
             )
         self.waiting += 1
         try:
@@ -104,7 +105,7 @@ def ingest_routes(door: Door, queue: WriterQueue) -> list[Route]:
                 return _refused(exc)
             except AnalyticsError as exc:
                 log.info("ingest of %s for key %d refused: %s", what, principal.key_id, exc.code)
-                return _error(exc)
+                return error_response(exc)
         log.debug(  # routine, as dashboard requests are; refusals are logged at INFO
             "ingest of %s for key %d: %d bytes, %d rows, %d trades new, %d users new, version %d, %.1f ms",
             what,
@@ -210,11 +211,3 @@ def _refused(exc: ImportRefused) -> Response:
     body["rows"] = [{"line": e.line, "reason": e.reason} for e in exc.errors]
     body["total"] = exc.total
     return json_response(body, 400, {"Cache-Control": "no-store"})
-
-
-def _error(exc: AnalyticsError) -> Response:
-    """The error envelope, with Retry-After where waiting helps."""
-    response = error_response(exc)
-    if exc.code == "unavailable":
-        response.headers["Retry-After"] = str(RETRY_AFTER)
-    return response

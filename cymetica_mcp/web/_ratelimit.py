@@ -76,8 +76,8 @@ class RateLimited(AnalyticsError):
             "rate_limited",
             f"too many requests for this API key: the limit is {per_minute:g} per minute "
             f"(bursts of {burst}); retry in {retry_after} s",
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
 
 
 class FailureThrottle:
@@ -108,7 +108,13 @@ class FailureThrottle:
                 return
             wait = bucket.wait(now) or self._total.wait(now)
         if wait:
-            raise TooManyFailures(max(1, math.ceil(wait)), self.per_address)
+            seconds = max(1, math.ceil(wait))
+            raise AnalyticsError(
+                "rate_limited",
+                f"too many refused credentials from this address (at most {self.per_address} a minute); "
+                f"retry in {seconds} s",
+                retry_after=seconds,
+            )
 
     def failed(self, address: str) -> None:
         """Count a refused credential from `address`."""
@@ -131,16 +137,3 @@ class FailureThrottle:
         ]
         for address in refilled or list(self._addresses):
             del self._addresses[address]
-
-
-class TooManyFailures(RateLimited):
-    """`rate_limited` for an address that sent too many refused credentials."""
-
-    def __init__(self, retry_after: int, per_minute: int) -> None:
-        AnalyticsError.__init__(
-            self,
-            "rate_limited",
-            f"too many refused credentials from this address (at most {per_minute} a minute); "
-            f"retry in {retry_after} s",
-        )
-        self.retry_after = retry_after
