@@ -36,6 +36,7 @@ from cymetica_mcp.engine import Engine
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.web._door import Door
 from cymetica_mcp.web._envelope import error_response
+from cymetica_mcp.web._failures import FailureGuard
 from cymetica_mcp.web._health import health_routes
 from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
@@ -109,7 +110,10 @@ def create_app(
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
         mcp_server, mcp_app = _mcp(engine, authenticator, options, limiter)
-        routes += [Route(MCP_PATH, RequestIdGuard(mcp_app)), Route(MCP_METADATA_PATH, mcp_app)]
+        routes += [
+            Route(MCP_PATH, FailureGuard(RequestIdGuard(mcp_app), door)),
+            Route(MCP_METADATA_PATH, mcp_app),
+        ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

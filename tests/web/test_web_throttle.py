@@ -13,13 +13,14 @@ from cymetica_mcp.store import SQLiteStore
 from cymetica_mcp.web._ratelimit import FailureThrottle
 
 from .conftest import serving
-from .helpers import close_of
+from .helpers import MCP_INITIALIZE, close_of
 from .test_web_parts import FakeClock
 
 pytestmark = pytest.mark.anyio
 
 DASHBOARD = "/api/v1/analytics/dashboard"
 WRONG = "cym_" + "x" * 43
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def test_an_address_past_its_budget_waits_and_others_do_not() -> None:
@@ -106,3 +107,34 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
                 for i in range(3)
             ]
         assert codes == [401, 401, 429]
+
+
+async def test_mcp_over_http_shares_the_failed_credential_budget(
+    demo_store: SQLiteStore, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serving(demo_store, failures_per_address=3, trusted_proxies=("127.0.0.1",)) as served:
+        checked: list[Any] = []
+        authenticate = served.app.door.authenticator.authenticate
+
+        def counted(credential: str | None) -> Any:
+            checked.append(credential)
+            return authenticate(credential)
+
+        monkeypatch.setattr(served.app.door.authenticator, "authenticate", counted)
+        async with httpx.AsyncClient(base_url=served.url, headers=MCP_HEADERS) as http:
+
+            async def status(forwarded: str, key: str = WRONG) -> httpx.Response:
+                headers = {"Authorization": f"Bearer {key}", "X-Forwarded-For": forwarded}
+                return await http.post("/mcp", json=MCP_INITIALIZE, headers=headers)
+
+            answers = [await status("203.0.113.7") for _ in range(5)]
+            assert [answer.status_code for answer in answers] == [401, 401, 401, 429, 429]
+            assert len(checked) == 3  # past the budget, no credential check at all
+            assert answers[-1].headers["Retry-After"]
+            assert "refused credentials" in answers[-1].json()["error"]["message"]
+            # The same address is held back on REST too, and another client is not.
+            rest = await http.get(
+                DASHBOARD, headers={"Authorization": f"Bearer {WRONG}", "X-Forwarded-For": "203.0.113.7"}
+            )
+            assert rest.status_code == 429
+            assert (await status("203.0.113.8", api_key)).status_code == 200

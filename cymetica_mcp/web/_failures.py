@@ -1,0 +1,52 @@
+"""Refused credentials on `/mcp` count against the same per-address budget as on REST and WebSocket.
+
+The MCP SDK checks the Bearer token itself (through `AnalyticsTokenVerifier`, which never sees the
+client's address), so the budget is kept around it: before the request reaches the SDK, an address
+past its budget is answered 429 with `Retry-After` (no credential check, no store query); after it, a
+401 from the SDK counts as one refused credential for that address. A credential the door accepted
+under the store's current commit stamp passes without a look at the budget, as on the other routes.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.web._door import Door
+from cymetica_mcp.web._envelope import error_response
+
+
+class FailureGuard:
+    """ASGI middleware for the MCP endpoint: the door's failed-credential throttle."""
+
+    def __init__(self, app: ASGIApp, door: Door) -> None:
+        self.app = app
+        self.door = door
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a throttled address; count the SDK's 401s against the caller's address."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        address = self.door.address(scope)
+        if not self._remembered(scope):
+            try:
+                self.door.failures.check(address)
+            except AnalyticsError as exc:
+                await error_response(exc)(scope, receive, send)
+                return
+
+        async def counting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.door.failures.failed(address)
+            await send(message)
+
+        await self.app(scope, receive, counting)
+
+    def _remembered(self, scope: Scope) -> bool:
+        """Whether the request's Bearer credential was accepted under the current commit stamp."""
+        header = next((value for name, value in scope.get("headers", ()) if name == b"authorization"), b"")
+        scheme, _, token = header.decode("latin-1").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return False
+        return self.door.remembered(token.strip(), self.door.watch.stamp()) is not None
