@@ -82,14 +82,17 @@ class Door:
         known = self.remembered(credential, stamp)
         if known is not None:
             return known
-        if address is not None:
-            self.failures.check(address)
+        held = address is not None and self.failures.check(address)
         try:
             verdict = await anyio.to_thread.run_sync(self.authenticator.verdict, credential)
         except AnalyticsError as exc:
             if address is not None and exc.code == "unauthorized":
-                self.failures.failed(address)
+                self.failures.failed(address, held)
+                held = False
             raise
+        finally:
+            if held and address is not None:
+                self.failures.release(address)
         if credential:
             self.verdicts.put(credential, stamp, verdict)
         return verdict.principal

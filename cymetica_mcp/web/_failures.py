@@ -29,19 +29,27 @@ class FailureGuard:
             await self.app(scope, receive, send)
             return
         address = self.door.address(scope)
+        held = False
         if not self._remembered(scope):
             try:
-                self.door.failures.check(address)
+                held = self.door.failures.check(address)
             except AnalyticsError as exc:
                 await error_response(exc)(scope, receive, send)
                 return
+        failed = False
 
         async def counting(message: Message) -> None:
+            nonlocal failed
             if message["type"] == "http.response.start" and message["status"] == 401:
-                self.door.failures.failed(address)
+                self.door.failures.failed(address, held)
+                failed = True
             await send(message)
 
-        await self.app(scope, receive, counting)
+        try:
+            await self.app(scope, receive, counting)
+        finally:
+            if held and not failed:
+                self.door.failures.release(address)
 
     def _remembered(self, scope: Scope) -> bool:
         """Whether the request's Bearer credential was accepted under the current commit stamp."""

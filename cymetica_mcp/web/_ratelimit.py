@@ -27,6 +27,10 @@ class TokenBucket:
             self.tokens -= 1.0
         return wait
 
+    def give(self) -> None:
+        """Return a token taken before (never beyond the capacity)."""
+        self.tokens = min(self.capacity, self.tokens + 1.0)
+
     def wait(self, now: float) -> float:
         """The seconds until a token is available (0.0: now), taking none."""
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
@@ -84,7 +88,12 @@ class FailureThrottle:
     """Failed credentials cost whoever sends them: each client address may fail `per_address` times a
     minute (as a burst too), and all addresses together `total` times. An address past its budget, or
     one that failed before while the total budget is spent, is refused with `rate_limited` before its
-    credential is checked, so an attack costs the store no query. Thread-safe."""
+    credential is checked, so an attack costs the store no query. Thread-safe.
+
+    A check of an address that failed before holds one failure's worth of both budgets while its
+    credential is checked (`check` returns True): concurrent attempts cannot all pass on the last token
+    before any of them has failed. `failed` keeps what was held, `release` gives it back.
+    """
 
     def __init__(
         self, per_address: int, total: int, *, clock: Callable[[], float] = time.monotonic, kept: int = 10_000
@@ -99,25 +108,31 @@ class FailureThrottle:
         self._addresses: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
-    def check(self, address: str) -> None:
-        """Raise `rate_limited` if `address` may not try a credential now."""
+    def check(self, address: str) -> bool:
+        """Raise `rate_limited` if `address` may not try a credential now; True when a failure's worth
+        of its budgets is now held for this attempt (settle it with `failed` or `release`)."""
         now = self.clock()
         with self._lock:
             bucket = self._addresses.get(address)
             if bucket is None:
-                return
+                return False
             wait = bucket.wait(now) or self._total.wait(now)
-        if wait:
-            seconds = max(1, math.ceil(wait))
-            raise AnalyticsError(
-                "rate_limited",
-                f"too many refused credentials from this address (at most {self.per_address} a minute); "
-                f"retry in {seconds} s",
-                retry_after=seconds,
-            )
+            if not wait:
+                bucket.take(now)
+                self._total.take(now)
+                return True
+        seconds = max(1, math.ceil(wait))
+        raise AnalyticsError(
+            "rate_limited",
+            f"too many refused credentials from this address (at most {self.per_address} a minute); "
+            f"retry in {seconds} s",
+            retry_after=seconds,
+        )
 
-    def failed(self, address: str) -> None:
-        """Count a refused credential from `address`."""
+    def failed(self, address: str, held: bool = False) -> None:
+        """Count a refused credential from `address` (already taken when `held`)."""
+        if held:
+            return
         now = self.clock()
         with self._lock:
             bucket = self._addresses.get(address)
@@ -129,6 +144,14 @@ class FailureThrottle:
                 )
             bucket.take(now)
             self._total.take(now)
+
+    def release(self, address: str) -> None:
+        """Give back what `check` held for an attempt that did not fail."""
+        with self._lock:
+            bucket = self._addresses.get(address)
+            if bucket is not None:
+                bucket.give()
+            self._total.give()
 
     def _forget(self, now: float) -> None:
         """Drop the addresses whose budget has refilled (they owe nothing); all of them if none has."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -27,8 +29,7 @@ def test_an_address_past_its_budget_waits_and_others_do_not() -> None:
     clock = FakeClock()
     throttle = FailureThrottle(per_address=3, total=5, clock=clock)
     for _ in range(3):
-        throttle.check("10.0.0.1")
-        throttle.failed("10.0.0.1")
+        throttle.failed("10.0.0.1", throttle.check("10.0.0.1"))
     with pytest.raises(AnalyticsError) as refused:
         throttle.check("10.0.0.1")
     assert refused.value.code == "rate_limited" and refused.value.retry_after == 20
@@ -40,6 +41,27 @@ def test_an_address_past_its_budget_waits_and_others_do_not() -> None:
     with pytest.raises(AnalyticsError):
         throttle.check("10.0.0.2")  # it failed before: held back by the total
     throttle.check("10.0.0.9")  # a fresh address still gets its credential checked
+
+
+def test_attempts_in_flight_hold_their_share_of_the_budget() -> None:
+    """Concurrent checks cannot all pass on the last token before any of them has failed."""
+    clock = FakeClock()
+    throttle = FailureThrottle(per_address=3, total=1_000, clock=clock)
+    throttle.failed("10.0.0.1")  # known now: two failures left this minute
+    held = [throttle.check("10.0.0.1"), throttle.check("10.0.0.1")]
+    with pytest.raises(AnalyticsError):
+        throttle.check("10.0.0.1")  # both tokens are held by attempts still being checked
+    throttle.release("10.0.0.1")  # one attempt was a valid credential: its share comes back
+    assert throttle.check("10.0.0.1")
+    throttle.failed("10.0.0.1", held[0])  # settled without taking twice
+    with pytest.raises(AnalyticsError):
+        throttle.check("10.0.0.1")
+    total = FailureThrottle(per_address=100, total=3, clock=clock)
+    for address in ("10.0.1.1", "10.0.1.2"):
+        total.failed(address)
+    assert total.check("10.0.1.1")  # the last token of the total budget, held
+    with pytest.raises(AnalyticsError):
+        total.check("10.0.1.2")
 
 
 def test_the_throttle_forgets_refilled_addresses_to_stay_bounded() -> None:
@@ -79,6 +101,28 @@ async def test_failed_credentials_get_429_without_a_store_query(
         async with connect(f"{served.ws_url}?token={WRONG}") as ws:
             code, reason, before = await close_of(ws)
         assert (code, before) == (4429, []) and "refused credentials" in reason
+
+
+async def test_concurrent_wrong_keys_cannot_outrun_the_budget(
+    demo_store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serving(demo_store, failures_per_address=4) as served:
+        checked: list[Any] = []
+        verdict = served.app.door.authenticator.verdict
+
+        def slow(credential: str | None) -> Any:
+            checked.append(credential)
+            time.sleep(0.05)  # a busy store: every attempt in flight at once, none failed yet
+            return verdict(credential)
+
+        monkeypatch.setattr(served.app.door.authenticator, "verdict", slow)
+        async with httpx.AsyncClient(base_url=served.url) as http:
+            wrong = {"Authorization": f"Bearer {WRONG}"}
+            assert (await http.get(DASHBOARD, headers=wrong)).status_code == 401  # the address is known now
+            answers = await asyncio.gather(*(http.get(DASHBOARD, headers=wrong) for _ in range(30)))
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [401] * 3 + [429] * 27
+        assert len(checked) == 4  # the budget of 4 a minute, however many were in flight
 
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(
