@@ -4,7 +4,10 @@
         --header "Authorization: Bearer KEY" --connections 16 --seconds 5
 
 Each connection sends a request, reads the whole response (Content-Length framed) and sends the next:
-closed-loop, no pipelining. Prints one JSON line: requests/s over the measured span (after a warm-up),
+closed-loop, no pipelining; with `--rate`, the connections together send at most that many requests a
+second, each on a schedule of its own (an open-loop attacker rather than a saturating one). A header
+may say `{connection}`: each connection sends its own number there (one client address each behind a
+trusted proxy, say). Prints one JSON line: requests/s over the measured span (after a warm-up),
 status counts and latency percentiles. Plain asyncio streams keep the client cheap, so on a small
 machine the server, not the client, is what saturates.
 """
@@ -28,10 +31,15 @@ async def _connection(
     stop: float,
     latencies: list[float],
     statuses: Counter[int],
+    gap: float = 0.0,
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
+    due = time.perf_counter()
     try:
         while True:
+            if gap:
+                due += gap
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
             sent = time.perf_counter()
             if sent >= stop:
                 return
@@ -54,18 +62,37 @@ async def _connection(
         writer.close()
 
 
+def _request(host: str, port: int, path: str, headers: list[str], connection: int) -> bytes:
+    """The request one connection sends, its number put in the headers that ask for it."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive"]
+    lines += [header.replace("{connection}", str(connection)) for header in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 async def hammer(
-    host: str, port: int, path: str, headers: list[str], connections: int, seconds: float, warmup: float
+    host: str,
+    port: int,
+    path: str,
+    headers: list[str],
+    connections: int,
+    seconds: float,
+    warmup: float,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """Run `connections` closed-loop clients for warmup + seconds; figures over the last `seconds`."""
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Connection: keep-alive", *headers]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    """Run `connections` clients (closed-loop, or paced to `rate` requests/s in all) for warmup +
+    seconds; figures over the last `seconds`."""
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     start = time.perf_counter() + warmup
     stop = start + seconds
+    gap = connections / rate if rate else 0.0
     await asyncio.gather(
-        *(_connection(host, port, request, start, stop, latencies, statuses) for _ in range(connections))
+        *(
+            _connection(
+                host, port, _request(host, port, path, headers, i), start, stop, latencies, statuses, gap
+            )
+            for i in range(connections)
+        )
     )
     latencies.sort()
     count = len(latencies)
@@ -93,9 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument(
+        "--rate", type=float, help="requests/s of all connections together (default: as fast as answered)"
+    )
     args = parser.parse_args(argv)
     result = asyncio.run(
-        hammer(args.host, args.port, args.path, args.header, args.connections, args.seconds, args.warmup)
+        hammer(
+            args.host,
+            args.port,
+            args.path,
+            args.header,
+            args.connections,
+            args.seconds,
+            args.warmup,
+            args.rate,
+        )
     )
     print(json.dumps(result))
     return 0

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks import doors, ingest
+from benchmarks import attack, doors, ingest
 from benchmarks.dashboards import (
     REFERENCE_REPS,
     Side,
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-doors", action="store_true", help="skip the REST, MCP, WebSocket and ingest targets"
     )
     parser.add_argument("--no-ingest", action="store_true", help="skip the ingest-over-HTTP targets")
+    parser.add_argument("--no-attack", action="store_true", help="skip the wrong-key flood target")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a target fails")
     args = parser.parse_args(argv)
     begun = time.perf_counter()
@@ -189,6 +190,14 @@ def main(argv: list[str] | None = None) -> int:
                 run.data.store_path, run.data.users_csv, folder, NOW, log
             )
             for row in ingest_rows:
+                run.add(row)
+        if args.no_doors or args.no_attack:
+            for key, what, target in attack.TARGETS:
+                run.add(skipped(key, what, target, "--no-doors" if args.no_doors else "--no-attack"))
+        else:
+            log("a flood of wrong keys beside a valid caller ...")
+            attack_rows, run.details["attack"] = attack.measure(run.data.store_path, folder, log)
+            for row in attack_rows:
                 run.add(row)
 
     figures_ok = not run.differences

@@ -1,6 +1,6 @@
 """The project's web app under uvicorn, as `cymetica-mcp serve` runs it, plus two benchmark probes.
 
-    python -m benchmarks.web_server STORE NOW PORT PUSH_INTERVAL
+    python -m benchmarks.web_server STORE NOW PORT PUSH_INTERVAL [--trusted-proxy ADDR] [--failed-auth-limit N]
 
 Built like `serve` (`create_app` over an engine with the default cache age, `make_server` with INFO
 logs and the access log, on stderr and stdout: the benchmark sends them to a file), with the clock
@@ -10,10 +10,13 @@ fixed at NOW, MCP over HTTP left out (it has its own target, over stdio), and th
 requests, sockets and imports: the limits are policy, not speed. `GET /bench/ticks` lists every
 finished push tick: its CLOCK_MONOTONIC start (shared by the processes of one machine, so clients
 can time their updates against it), how long it took and how many dashboards the hub computed for it.
+The refused-credential budget keeps `serve`'s defaults unless told (`--failed-auth-limit`, and
+`--trusted-proxy` so that a benchmark client can speak for many addresses through X-Forwarded-For).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import time
@@ -34,7 +37,15 @@ def main(argv: list[str]) -> int:
     from cymetica_mcp.store import SQLiteStore
     from cymetica_mcp.web import WebOptions, bind, create_app, make_server
 
-    store_path, now, port, push_interval = argv
+    parser = argparse.ArgumentParser(prog="benchmarks.web_server")
+    for name in ("store", "now", "port", "push_interval"):
+        parser.add_argument(name)
+    parser.add_argument("--trusted-proxy", action="append", default=[])
+    parser.add_argument("--failed-auth-limit", type=int)
+    args = parser.parse_args(argv)
+    store_path, now, port, push_interval = args.store, args.now, args.port, args.push_interval
+    limit = args.failed_auth_limit
+    failures = {} if limit is None else {"failures_per_address": limit, "failures_total": 20 * limit}
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -50,6 +61,8 @@ def main(argv: list[str]) -> int:
         ingest_rate_per_minute=LIMIT,
         ingest_burst=LIMIT,
         mcp=False,
+        trusted_proxies=tuple(args.trusted_proxy),
+        **failures,
     )
     app = create_app(engine, authenticator, options)
     ticks: list[dict[str, float]] = []
