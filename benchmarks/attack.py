@@ -6,8 +6,9 @@ One server (`benchmarks.web_server`, clock fixed at the dataset's NOW, 127.0.0.1
 proxy so that each attacking connection speaks for an address of its own through X-Forwarded-For) over
 a copy of the dataset's store. A valid caller sends sequential REST dashboard requests (one keep-alive
 connection, an address of its own) alone, then while 64 attacking connections send wrong keys at 560
-requests/s in all (the rate of the attack the throttle was built against). The target compares the
-valid caller's median latency under attack with its quiet median, both measured in this run. The same
+requests/s in all (the rate of the attack the throttle was built against), three times in turn. The
+target compares the valid caller's median latency under attack with its quiet median (the medians of
+the three rounds), all measured in this run. The same
 attack against a second server whose budget is out of reach (`--failed-auth-limit 1000000`) shows what
 the throttle buys: there every wrong key costs a credential check.
 """
@@ -19,17 +20,20 @@ import json
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
 from benchmarks.data import NOW, SIZES, copy_store, dataset, ensure_store
 from benchmarks.doors import DASHBOARD, ROOT, Log, api_key, free_port, serving
-from benchmarks.report import Row, info, table, versus
+from benchmarks.report import Row, info, median, table, versus
 
 TARGETS: Final = (("attack_p50", "valid REST p50 under a wrong-key flood / quiet", "<= 2 x"),)
 ATTACKERS: Final = 64
 ATTACK_RATE: Final = 560.0
-SECONDS: Final = 5.0
+SECONDS: Final = 4.0
+ROUNDS: Final = 3
+"""Quiet and attacked spans alternate this many times on each server; the target compares medians."""
 WARMUP: Final = 1.0
 VALID_ADDRESS: Final = "198.51.100.1"
 WRONG_KEY: Final = "cym_" + "x" * 43
@@ -56,18 +60,29 @@ def _result(process: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 def _phases(store: Path, port: int, key: str, failed_auth_limit: int | None) -> dict[str, Any]:
-    """The valid caller alone, then beside the attack, on one server."""
+    """On one server: ROUNDS of the valid caller alone, then beside the attack."""
     valid = [f"Authorization: Bearer {key}", f"X-Forwarded-For: {VALID_ADDRESS}"]
     attack = [f"Authorization: Bearer {WRONG_KEY}", "X-Forwarded-For: 203.0.113.{connection}"]
     args = ["benchmarks.web_server", str(store), str(NOW), str(port), "3600", "--trusted-proxy", "127.0.0.1"]
     if failed_auth_limit is not None:
         args += ["--failed-auth-limit", str(failed_auth_limit)]
+    rounds: list[dict[str, Any]] = []
     with serving(args, store.with_name(f"attack-server-{port}.log"), port):
-        quiet = _result(_load(port, valid, 1, None))
-        attacker = _load(port, attack, ATTACKERS, ATTACK_RATE)
-        under = _result(_load(port, valid, 1, None))
-        flood = _result(attacker)
-    return {"quiet": quiet, "under_attack": under, "attack": flood}
+        for _ in range(ROUNDS):
+            quiet = _result(_load(port, valid, 1, None))
+            attacker = _load(port, attack, ATTACKERS, ATTACK_RATE)
+            under = _result(_load(port, valid, 1, None))
+            rounds.append({"quiet": quiet, "under_attack": under, "attack": _result(attacker)})
+    flood: Counter[str] = Counter()
+    for part in rounds:
+        flood.update(part["attack"]["statuses"])
+    return {
+        "rounds": rounds,
+        "quiet_p50": median([part["quiet"]["latency_ms"]["p50"] for part in rounds]),
+        "under_attack_p50": median([part["under_attack"]["latency_ms"]["p50"] for part in rounds]),
+        "attack_rps": median([part["attack"]["rps"] for part in rounds]),
+        "attack_statuses": dict(flood),
+    }
 
 
 def measure(store_path: Path, folder: Path, log: Log) -> tuple[list[Row], dict[str, Any]]:
@@ -78,15 +93,12 @@ def measure(store_path: Path, folder: Path, log: Log) -> tuple[list[Row], dict[s
     open_door = _phases(store, free_port(), key, UNREACHABLE)
     details = {"throttled": throttled, "unthrottled": open_door}
 
-    def p50(phase: dict[str, Any], part: str) -> float:
-        return float(phase[part]["latency_ms"]["p50"])
-
-    quiet, under = p50(throttled, "quiet"), p50(throttled, "under_attack")
-    flood = throttled["attack"]
+    quiet, under = throttled["quiet_p50"], throttled["under_attack_p50"]
+    flood = throttled["attack_statuses"]
     log(
-        f"  valid p50 {quiet:.2f} ms quiet, {under:.2f} ms under {flood['rps']:.0f} wrong keys/s "
-        f"({flood['statuses']}); without the throttle {p50(open_door, 'under_attack'):.2f} ms "
-        f"({open_door['attack']['statuses']})"
+        f"  valid p50 {quiet:.2f} ms quiet, {under:.2f} ms under {throttled['attack_rps']:.0f} wrong keys/s "
+        f"({flood}); without the throttle {open_door['quiet_p50']:.2f} -> {open_door['under_attack_p50']:.2f} ms "
+        f"({open_door['attack_statuses']})"
     )
     rows = [
         versus(
@@ -97,15 +109,16 @@ def measure(store_path: Path, folder: Path, log: Log) -> tuple[list[Row], dict[s
             quiet,
             "(same caller, quiet)",
             2.0,
-            note=f"{ATTACKERS} addresses, {flood['rps']:.0f} wrong keys/s; answers {flood['statuses']}",
+            note=f"medians of {ROUNDS} rounds; {ATTACKERS} addresses, {throttled['attack_rps']:.0f} wrong keys/s; "
+            f"answers {flood}",
         ),
         info(
             "attack_p50_unthrottled",
             "the same without the throttle (budget out of reach)",
-            p50(open_door, "under_attack") / p50(open_door, "quiet"),
+            open_door["under_attack_p50"] / open_door["quiet_p50"],
             "x",
-            note=f"quiet {p50(open_door, 'quiet'):.2f} ms, under attack {p50(open_door, 'under_attack'):.2f} ms; "
-            f"answers {open_door['attack']['statuses']}",
+            note=f"quiet {open_door['quiet_p50']:.2f} ms, under attack {open_door['under_attack_p50']:.2f} ms; "
+            f"answers {open_door['attack_statuses']}",
         ),
     ]
     return rows, details
