@@ -1,6 +1,7 @@
 """The Starlette app of `cymetica-mcp serve`: REST, the WebSocket stream, MCP over HTTP and health probes.
 
     /healthz, /readyz                       no credential, no data
+    GET  /openapi.json                      no credential: the REST API as OpenAPI 3.1 (`_openapi.py`)
     GET  /api/v1/analytics/dashboard        Bearer API key or JWT (scope read)
     POST /api/v1/ingest/trades, /users      Bearer API key or JWT (scope ingest): CSV or JSON Lines
     POST /api/v1/auth/token                 Bearer API key -> JWT
@@ -42,6 +43,7 @@ from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
 from cymetica_mcp.web._jsonrpc import RequestIdGuard
 from cymetica_mcp.web._logs import install_redaction
+from cymetica_mcp.web._openapi import openapi_route
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
 from cymetica_mcp.web._ratelimit import RateLimiter
@@ -77,7 +79,7 @@ def _not_found(request: Request, exc: Exception) -> Response:
         error = AnalyticsError(
             "not_found",
             f"no such endpoint {request.url.path!r}; see /api/v1/analytics/dashboard, /api/v1/auth/token, "
-            "/ws/analytics, /mcp, /healthz and /readyz",
+            "/ws/analytics, /mcp, /healthz, /readyz and /openapi.json",
         )
         return error_response(error)
     return error_response(AnalyticsError("invalid_argument", str(exc.detail)), status=exc.status_code)
@@ -105,6 +107,7 @@ def create_app(
         *rest_routes(door),  # first: the router tries each path in turn, and dashboards are the traffic
         *ingest_routes(door, writer),
         *health_routes(engine.store),
+        openapi_route(options.public_url, ingest_max_bytes=options.ingest_max_bytes),
         websocket_route(hub),
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None

@@ -1,6 +1,6 @@
 """The web door's JSON: compact bodies and the one error shape, with the headers each error needs.
 
-AnalyticsError(code, message)  ->  HTTP status + {"success": false, "error": {code, message}}
+AnalyticsError(code, message)  ->  HTTP status + {"success": false, "error": {code, message}} (`_wire.ErrorEnvelope`)
 ├── unauthorized   401  WWW-Authenticate: Bearer realm=..., error="invalid_token" when one was sent
 ├── rate_limited   429  Retry-After: <whole seconds, >= 1>
 └── every error         Cache-Control: no-store
@@ -14,6 +14,7 @@ from typing import Any, Final
 from starlette.responses import Response
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.web._wire import envelope
 
 REALM: Final = "cymetica-analytics"
 JSON: Final = "application/json"
@@ -50,4 +51,4 @@ def error_response(
         headers["WWW-Authenticate"] = challenge(error, credential_sent)
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-    return json_response(error.to_dict(), status or error.http_status, headers)
+    return json_response(envelope(error), status or error.http_status, headers)

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from cymetica_mcp.store import SCHEMA_VERSION, Store
 from cymetica_mcp.web._envelope import json_response
+from cymetica_mcp.web._wire import Alive, ErrorDetail, NotReady, Ready
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def health_routes(store: Store) -> list[Route]:
 
     async def healthz(request: Request) -> Response:
         """Liveness: always 200 while the process serves requests."""
-        return json_response({"status": "ok"}, headers=NO_STORE)
+        return json_response(Alive(status="ok").wire(), headers=NO_STORE)
 
     async def readyz(request: Request) -> Response:
         """Readiness: 200 when the store answers with the current schema, else 503 with the reason."""
@@ -39,12 +40,20 @@ def health_routes(store: Store) -> list[Route]:
             version = await anyio.to_thread.run_sync(_schema_version, store)
         except Exception as exc:
             log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
-            return json_response(
-                {"status": "unavailable", "reason": "the store cannot be read"}, 503, NO_STORE
-            )
+            return _not_ready("the store cannot be read")
         if version != SCHEMA_VERSION:
-            reason = f"the store has schema version {version}, this server needs {SCHEMA_VERSION}"
-            return json_response({"status": "unavailable", "reason": reason}, 503, NO_STORE)
-        return json_response({"status": "ready", "schema_version": version}, headers=NO_STORE)
+            return _not_ready(f"the store has schema version {version}, this server needs {SCHEMA_VERSION}")
+        return json_response(Ready(status="ready", schema_version=version).wire(), headers=NO_STORE)
 
     return [Route("/healthz", healthz, methods=["GET"]), Route("/readyz", readyz, methods=["GET"])]
+
+
+def _not_ready(reason: str) -> Response:
+    """503 with the probe's {status, reason} inside the error envelope every route answers errors with."""
+    body = NotReady(
+        success=False,
+        error=ErrorDetail(code="unavailable", message=f"not ready: {reason}"),
+        status="unavailable",
+        reason=reason,
+    )
+    return json_response(body.wire(), 503, NO_STORE)

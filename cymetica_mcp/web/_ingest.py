@@ -32,6 +32,7 @@ from cymetica_mcp.models import Scope
 from cymetica_mcp.web._door import Door, bearer, bearer_sent
 from cymetica_mcp.web._envelope import error_response, json_response
 from cymetica_mcp.web._ratelimit import RateLimiter
+from cymetica_mcp.web._wire import BadRow, ErrorDetail, ImportRefusedBody, IngestReport
 
 log = logging.getLogger(__name__)
 
@@ -117,19 +118,17 @@ def ingest_routes(door: Door, queue: WriterQueue) -> list[Route]:
             report.data_version,
             (time.perf_counter() - started) * 1000,
         )
-        return json_response(
-            {
-                "success": True,
-                "rows": report.rows,
-                "users_inserted": report.users_inserted,
-                "users_updated": report.users_updated,
-                "trades_inserted": report.trades_inserted,
-                "trades_present": report.trades_present,
-                "data_version": report.data_version,
-                "seconds": round(time.perf_counter() - started, 6),
-            },
-            headers={"Cache-Control": "no-store"},
+        answer = IngestReport(
+            success=True,
+            rows=report.rows,
+            users_inserted=report.users_inserted,
+            users_updated=report.users_updated,
+            trades_inserted=report.trades_inserted,
+            trades_present=report.trades_present,
+            data_version=report.data_version,
+            seconds=round(time.perf_counter() - started, 6),
         )
+        return json_response(answer.wire(), headers={"Cache-Control": "no-store"})
 
     return [Route(path, ingest, methods=["POST"]) for path in PATHS]
 
@@ -207,7 +206,10 @@ def _import(door: Door, what: str, body: Path, fmt: Format) -> ImportReport:
 
 def _refused(exc: ImportRefused) -> Response:
     """400 `import_refused` with the first bad rows by line, and how many in all."""
-    body = exc.to_dict()
-    body["rows"] = [{"line": e.line, "reason": e.reason} for e in exc.errors]
-    body["total"] = exc.total
-    return json_response(body, 400, {"Cache-Control": "no-store"})
+    body = ImportRefusedBody(
+        success=False,
+        error=ErrorDetail(code=exc.code, message=exc.message),
+        rows=[BadRow(line=e.line, reason=e.reason) for e in exc.errors],
+        total=exc.total,
+    )
+    return json_response(body.wire(), 400, {"Cache-Control": "no-store"})

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.web._envelope import dumps
 from cymetica_mcp.web._options import is_loopback
+from cymetica_mcp.web._wire import envelope
 
 DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
@@ -93,7 +94,7 @@ class OriginGuard:
 
 
 async def _deny(scope: Scope, receive: Receive, send: Send, status: int, error: AnalyticsError) -> None:
-    body = dumps(error.to_dict())
+    body = dumps(envelope(error))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

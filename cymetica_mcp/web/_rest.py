@@ -23,6 +23,7 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period, Scope
 from cymetica_mcp.web._door import Door, bearer, bearer_sent
 from cymetica_mcp.web._envelope import JSON, dumps, error_response, json_response
+from cymetica_mcp.web._wire import TokenResponse
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def rest_routes(door: Door) -> list[Route]:
         access_token, expires_in = door.authenticator.issue(principal)
         log.info("issued a JWT for key %d (%d s)", principal.key_id, expires_in)
         return json_response(
-            {"access_token": access_token, "token_type": "bearer", "expires_in": expires_in},
+            TokenResponse(access_token=access_token, expires_in=expires_in).wire(),
             headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
         )
 

@@ -213,11 +213,18 @@ async def test_health_probes_need_no_credential_and_show_no_data(
         still_live = await http.get("/healthz")
     assert live.json() == {"status": "ok"} and still_live.status_code == 200
     assert ready.json() == {"status": "ready", "schema_version": SCHEMA_VERSION}
-    assert newer.status_code == 503
-    reason = f"the store has schema version 99, this server needs {SCHEMA_VERSION}"
-    assert newer.json() == {"status": "unavailable", "reason": reason}
-    assert unreadable.status_code == 503
-    assert unreadable.json() == {"status": "unavailable", "reason": "the store cannot be read"}
+    # Not ready is an error like any other: the envelope (code `unavailable`), plus the probe's status and reason.
+    for answer, reason in (
+        (newer, f"the store has schema version 99, this server needs {SCHEMA_VERSION}"),
+        (unreadable, "the store cannot be read"),
+    ):
+        assert answer.status_code == 503
+        assert answer.json() == {
+            "success": False,
+            "error": {"code": "unavailable", "message": f"not ready: {reason}"},
+            "status": "unavailable",
+            "reason": reason,
+        }
 
 
 async def test_unknown_paths_and_methods_get_the_envelope(http: httpx.AsyncClient, api_key: str) -> None:

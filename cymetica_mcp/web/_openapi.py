@@ -1,0 +1,481 @@
+"""`GET /openapi.json`: the REST API as an OpenAPI 3.1 document, generated from the models the routes write.
+
+    components.schemas     pydantic's JSON Schemas (2020-12, OpenAPI 3.1's dialect) of `models.Dashboard`
+                           and the bodies of `_wire` (error envelope, token, ingest report, health)
+    components.responses   one error response per status, its `code` narrowed to the codes of that status
+                           (`errors.HTTP_STATUS`), with the headers each carries (WWW-Authenticate, Retry-After)
+    paths                  every HTTP route of the app but /mcp (see `x-mcp`), each with its statuses
+    x-websocket            /ws/analytics, which OpenAPI cannot describe: handshake, messages, close codes
+    x-mcp                  /mcp (MCP over Streamable HTTP: JSON-RPC, described by the MCP specification)
+                           and its OAuth protected-resource metadata, both served by the MCP SDK
+
+The document is public: it describes the API, never a figure or a key. `tests/web/test_web_openapi.py`
+checks it against the app's routes, validates it as OpenAPI 3.1 and fuzzes the server with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cymetica_mcp import __version__
+from cymetica_mcp.errors import HTTP_STATUS, ErrorCode
+from cymetica_mcp.models import Dashboard
+from cymetica_mcp.web._envelope import JSON, dumps
+from cymetica_mcp.web._wire import (
+    Alive,
+    ErrorEnvelope,
+    ImportRefusedBody,
+    IngestReport,
+    NotReady,
+    Ready,
+    TokenResponse,
+)
+
+OPENAPI_PATH: Final = "/openapi.json"
+MEDIA_TYPES: Final = ("text/csv", "application/x-ndjson", "application/jsonl", "application/ndjson")
+"""The ingest body's media types (`_ingest.MEDIA_TYPES`, which a test compares with these)."""
+
+_MODELS: Final[tuple[type[BaseModel], ...]] = (
+    Dashboard,
+    ErrorEnvelope,
+    ImportRefusedBody,
+    NotReady,
+    TokenResponse,
+    IngestReport,
+    Alive,
+    Ready,
+)
+_SCHEMAS: Final = "#/components/schemas/"
+_RESPONSES: Final = "#/components/responses/"
+_EXTRA_STATUS: Final[dict[int, tuple[ErrorCode, ...]]] = {
+    405: ("invalid_argument",),  # a method the route does not take
+    421: ("forbidden",),  # a non-loopback Host while bound to loopback
+}
+_ERROR_TITLES: Final = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    421: "MisdirectedRequest",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "Unavailable",
+}
+_NO_STORE: Final = {"description": "Always `no-store`.", "schema": {"type": "string"}}
+_RETRY_AFTER: Final = {
+    "description": "Whole seconds after which the same request may succeed.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+_USERS_CSV: Final = (
+    "user_id,kind,capital_usdc,created_at\n"
+    "platform-u-1,human,1500.25,2026-03-01T09:00:00Z\n"
+    "platform-a-1,agent,250,2026-03-02T10:30:00+01:00\n"
+)
+_TRADES_CSV: Final = (
+    "trade_id,user_id,ts,volume_usdc,pnl_usdc\n"
+    "t-1001,platform-u-1,2026-03-20T11:00:00Z,120.5,-3.25\n"
+    "t-1002,platform-a-1,2026-03-20T11:00:05Z,40,1.000001\n"
+)
+_USERS_JSONL: Final = (
+    '{"user_id":"platform-u-1","kind":"human","capital_usdc":"1500.25","created_at":"2026-03-01T09:00:00Z"}\n'
+)
+_TRADES_JSONL: Final = (
+    '{"trade_id":"t-1001","user_id":"platform-u-1","ts":"2026-03-20T11:00:00Z",'
+    '"volume_usdc":"120.5","pnl_usdc":-3.25}\n'
+)
+
+
+def error_codes(status: int) -> tuple[ErrorCode, ...]:
+    """The error codes that may come with `status`, in the order of `errors.ErrorCode`."""
+    codes = tuple(code for code, mapped in HTTP_STATUS.items() if mapped == status)
+    return codes + tuple(c for c in _EXTRA_STATUS.get(status, ()) if c not in codes)  # type: ignore[return-value]
+
+
+def _error_schema(codes: tuple[str, ...]) -> dict[str, Any]:
+    """The error envelope with its `code` narrowed to `codes`."""
+    return {
+        "allOf": [{"$ref": _SCHEMAS + "ErrorEnvelope"}],
+        "properties": {"error": {"properties": {"code": {"enum": list(codes)}}}},
+    }
+
+
+def _error_response(status: int, description: str, codes: tuple[str, ...] | None = None) -> dict[str, Any]:
+    headers: dict[str, Any] = {"Cache-Control": _NO_STORE}
+    if status == 401:
+        headers["WWW-Authenticate"] = {
+            "description": 'RFC 6750: `Bearer realm="cymetica-analytics"`, with `error="invalid_token"` '
+            "when a token was sent.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^Bearer "},
+        }
+    if status == 429:
+        headers["Retry-After"] = {**_RETRY_AFTER, "required": True}
+    if status == 503:
+        headers["Retry-After"] = _RETRY_AFTER
+    if status == 405:
+        headers["Allow"] = {
+            "description": "The methods the route takes.",
+            "required": True,
+            "schema": {"type": "string"},
+        }
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {JSON: {"schema": _error_schema(codes or error_codes(status))}},
+    }
+
+
+def _components() -> dict[str, Any]:
+    _, defs = models_json_schema(
+        [(model, "serialization") for model in _MODELS], ref_template=_SCHEMAS + "{model}"
+    )
+    descriptions = {
+        400: "A value outside what is accepted (the message says what is).",
+        401: "Missing, malformed, unknown, revoked, expired or wrongly signed credential; the same body "
+        "whether or not the key exists.",
+        403: "A credential without the scope the route needs, a JWT sent to the token exchange, or a "
+        "foreign `Origin`.",
+        404: "No such endpoint.",
+        405: "A method the route does not take.",
+        413: "An ingest body that decodes to more than `serve --ingest-max-bytes`.",
+        415: "An ingest body that is neither CSV nor JSON Lines, or an encoding other than gzip.",
+        421: "A non-loopback `Host` while the server is bound to loopback (DNS-rebinding protection).",
+        429: "Past the per-key rate limit, or too many refused credentials from the client's address.",
+        500: "A failure of the server (details only in its log).",
+        503: "The ingest queue is full, or another process held the store's writer for over 10 s.",
+    }
+    responses = {
+        _ERROR_TITLES[status]: _error_response(status, text) for status, text in descriptions.items()
+    }
+    schemes = {
+        "apiKey": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "API key (cym_...)",
+            "description": "An API key from `cymetica-mcp keys create --name NAME [--scope read,ingest]`. "
+            "Scopes: `read` (dashboards), `ingest` (users and trades); a key without the scope an "
+            "operation names in `x-required-scope` gets 403 `forbidden`.",
+        },
+        "jwt": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A JWT (HS256, 1 hour at most) from `POST /api/v1/auth/token`, carrying its "
+            "key's scopes; refused as soon as the key is revoked.",
+        },
+    }
+    return {"schemas": defs["$defs"], "responses": responses, "securitySchemes": schemes}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _RESPONSES + name}
+
+
+def _json(model: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"schema": {"$ref": _SCHEMAS + model}}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _guarded(responses: dict[str, Any]) -> dict[str, Any]:
+    """`responses` plus what every route may answer: a foreign Origin (403), a foreign Host (421), 500."""
+    return {
+        "403": _ref("Forbidden"),
+        "421": _ref("MisdirectedRequest"),
+        "500": _ref("InternalError"),
+        **responses,
+    }
+
+
+def _dashboard() -> dict[str, Any]:
+    cache = {
+        "ETag": {
+            "description": "Strong tag of the body's bytes.",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+        "X-Data-Version": {
+            "description": "The store's data version the figures come from.",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0},
+        },
+        "Cache-Control": {"description": "`private, no-cache`.", "schema": {"type": "string"}},
+    }
+    return {
+        "get": {
+            "operationId": "getDashboard",
+            "summary": "The analytics dashboard",
+            "description": "The dashboard object for `filter` and `period`, exactly what `cymetica-mcp "
+            "dashboard --json`, the MCP tool's `data` and the WebSocket's `analytics_update.data` carry. "
+            "Checks run in this order: credential (401), scope (403), rate limit (429), query (400).",
+            "tags": ["analytics"],
+            "x-required-scope": "read",
+            "parameters": [
+                {
+                    "name": "filter",
+                    "in": "query",
+                    "description": "Whose trades count (empty or repeated values are refused).",
+                    "schema": {"$ref": _SCHEMAS + "Filter", "default": "all"},
+                },
+                {
+                    "name": "period",
+                    "in": "query",
+                    "description": "The window: 24 hourly, 28 six-hour or 30 daily buckets.",
+                    "schema": {"$ref": _SCHEMAS + "Period", "default": "24h"},
+                },
+                {
+                    "name": "If-None-Match",
+                    "in": "header",
+                    "description": "An `ETag` received before: 304 without a body while it still matches.",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": _guarded(
+                {
+                    "200": _json(
+                        "Dashboard", "The dashboard.", {**cache, "Vary": {"schema": {"type": "string"}}}
+                    ),
+                    "304": {"description": "Unchanged since the `If-None-Match` tag.", "headers": cache},
+                    "400": _error_response(
+                        400, "`filter` or `period` outside the lists.", ("invalid_filter", "invalid_period")
+                    ),
+                    "401": _ref("Unauthorized"),
+                    "429": _ref("TooManyRequests"),
+                }
+            ),
+        }
+    }
+
+
+def _token() -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": "issueToken",
+            "summary": "A JWT for an API key",
+            "description": "Exchanges the API key sent as Bearer for a JWT with the key's scopes, which "
+            "never outlives the key. A JWT cannot be exchanged (403).",
+            "tags": ["auth"],
+            "security": [{"apiKey": []}],
+            "responses": _guarded(
+                {
+                    "200": _json(
+                        "TokenResponse",
+                        "The JWT.",
+                        {"Cache-Control": _NO_STORE, "Pragma": {"schema": {"type": "string"}}},
+                    ),
+                    "401": _ref("Unauthorized"),
+                    "429": _ref("TooManyRequests"),
+                }
+            ),
+        }
+    }
+
+
+def _ingest(what: str, max_bytes: int) -> dict[str, Any]:
+    csv, jsonl = (_TRADES_CSV, _TRADES_JSONL) if what == "trades" else (_USERS_CSV, _USERS_JSONL)
+    columns = (
+        "trade_id, user_id, ts, volume_usdc, pnl_usdc"
+        if what == "trades"
+        else "user_id, kind (human or agent), capital_usdc, created_at"
+    )
+    text = {"type": "string", "description": f"Columns: {columns}."}
+    content = {
+        media: {"schema": text, "example": csv if media == "text/csv" else jsonl} for media in MEDIA_TYPES
+    }
+    rule = (
+        "idempotent by `trade_id` (the first row of an id wins, a stored trade never changes): a retry "
+        "of the same batch changes nothing; every `user_id` must be imported before"
+        if what == "trades"
+        else "upserted by `user_id` (the last row wins; `created_at` is kept)"
+    )
+    return {
+        "post": {
+            "operationId": f"ingest{what.capitalize()}",
+            "summary": f"Import {what}",
+            "description": f"Imports the body's {what} in one all-or-nothing transaction, {rule}. The body is "
+            "CSV with a header row or JSON Lines, optionally gzip, with the rules of `cymetica-mcp "
+            f"import`; at most {max_bytes:,} bytes once decoded.",
+            "tags": ["ingest"],
+            "x-required-scope": "ingest",
+            "parameters": [
+                {
+                    "name": "Content-Encoding",
+                    "in": "header",
+                    "description": "`gzip`, or none.",
+                    "schema": {"type": "string", "enum": ["gzip", "identity"]},
+                }
+            ],
+            "requestBody": {"required": True, "content": content},
+            "responses": _guarded(
+                {
+                    "200": _json("IngestReport", "Imported.", {"Cache-Control": _NO_STORE}),
+                    "400": {
+                        "description": "A bad row (`import_refused`, with the first bad rows by line) or "
+                        "a gzip stream that is not valid or cut short (`invalid_argument`); the store "
+                        "is unchanged.",
+                        "headers": {"Cache-Control": _NO_STORE},
+                        "content": {
+                            JSON: {
+                                "schema": {
+                                    "anyOf": [
+                                        {"$ref": _SCHEMAS + "ImportRefusedBody"},
+                                        _error_schema(("invalid_argument",)),
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "401": _ref("Unauthorized"),
+                    "413": _ref("PayloadTooLarge"),
+                    "415": _ref("UnsupportedMediaType"),
+                    "429": _ref("TooManyRequests"),
+                    "503": _ref("Unavailable"),
+                }
+            ),
+        }
+    }
+
+
+def _probe(operation: str, summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "tags": ["health"],
+            "security": [],
+            "responses": _guarded(responses),
+        }
+    }
+
+
+def _websocket() -> dict[str, Any]:
+    return {
+        "path": "/ws/analytics",
+        "description": "The live stream (RFC 6455), which OpenAPI 3.1 cannot describe as an operation: "
+        "see docs/web.md. An HTTP GET without the upgrade answers 404.",
+        "credential": "`?token=<JWT or API key>` (or `Authorization: Bearer`), scope `read`",
+        "client_messages": {
+            "set_preferences": {
+                "type": "set_preferences",
+                "filter": {"$ref": _SCHEMAS + "Filter"},
+                "period": {"$ref": _SCHEMAS + "Period"},
+            },
+            "ping": {"type": "ping"},
+        },
+        "server_messages": {
+            "connected": ["session_id", "filter", "period", "push_interval", "heartbeat_interval"],
+            "analytics_update": {"data": {"$ref": _SCHEMAS + "Dashboard"}, "data_version": "integer"},
+            "preferences_ack": ["filter", "period"],
+            "pong": ["timestamp"],
+            "heartbeat": ["timestamp"],
+            "error": {"error": {"$ref": _SCHEMAS + "ErrorDetail"}},
+        },
+        "close_codes": {
+            "4401": "a bad credential, before any data; or later, once the key is revoked or the JWT expired",
+            "4403": "a credential without the `read` scope, before any data",
+            "4429": "over the per-key socket or rate limit at connect, or too many refused credentials",
+            "1009": "a client message over 4 KiB",
+            "1008": "a client that does not read its messages",
+            "1001": "the server shuts down",
+        },
+    }
+
+
+def _mcp() -> dict[str, Any]:
+    return {
+        "path": "/mcp",
+        "description": "The MCP server (tool `et_analytics_dashboard`, resources, a prompt) over MCP "
+        "Streamable HTTP: JSON-RPC 2.0 messages whose methods and results the MCP specification "
+        "defines, not this document. Served by the MCP SDK, whose 401 is the RFC 6750 / RFC 9728 answer "
+        '`{"error": "invalid_token", ...}`, not the envelope of the routes above.',
+        "credential": "`Authorization: Bearer <API key or JWT>`, scope `read`",
+        "protected_resource_metadata": "/.well-known/oauth-protected-resource/mcp",
+    }
+
+
+def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the REST API served at `public_url`."""
+    paths = {
+        "/api/v1/analytics/dashboard": _dashboard(),
+        "/api/v1/auth/token": _token(),
+        "/api/v1/ingest/trades": _ingest("trades", ingest_max_bytes),
+        "/api/v1/ingest/users": _ingest("users", ingest_max_bytes),
+        "/healthz": _probe(
+            "healthz",
+            "Liveness",
+            {"200": _json("Alive", "The process serves requests.", {"Cache-Control": _NO_STORE})},
+        ),
+        "/readyz": _probe(
+            "readyz",
+            "Readiness",
+            {
+                "200": _json(
+                    "Ready", "The store answers with the current schema.", {"Cache-Control": _NO_STORE}
+                ),
+                "503": _json(
+                    "NotReady",
+                    "The store cannot be read, or has another schema version.",
+                    {"Cache-Control": _NO_STORE},
+                ),
+            },
+        ),
+        OPENAPI_PATH: _probe(
+            "openapi",
+            "This document",
+            {"200": {"description": "OpenAPI 3.1.", "content": {JSON: {"schema": {"type": "object"}}}}},
+        ),
+    }
+    paths[OPENAPI_PATH]["get"]["tags"] = ["meta"]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cymetica-mcp Analytics API",
+            "version": __version__,
+            "summary": "Exact, live analytics of a trading platform whose users are humans and AI agents.",
+            "description": "Every error, on every route, is `{success: false, error: {code, message}}` with "
+            "`Cache-Control: no-store`; `x-error-codes` maps each code to its status. A method a route "
+            "does not take gets 405 `invalid_argument` with `Allow`, an unknown path 404 `not_found`. "
+            "GET routes answer HEAD too. This document, /healthz and /readyz need no credential.",
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "servers": [{"url": public_url.rstrip("/")}],
+        "security": [{"apiKey": []}, {"jwt": []}],
+        "tags": [
+            {"name": "analytics"},
+            {"name": "auth"},
+            {"name": "ingest"},
+            {"name": "health"},
+            {"name": "meta"},
+        ],
+        "paths": paths,
+        "components": _components(),
+        "x-error-codes": {
+            code: status for code, status in sorted(HTTP_STATUS.items(), key=lambda item: (item[1], item[0]))
+        },
+        "x-websocket": _websocket(),
+        "x-mcp": _mcp(),
+    }
+
+
+def openapi_route(public_url: str, *, ingest_max_bytes: int) -> Route:
+    """`GET /openapi.json`: the document, encoded once."""
+    body = dumps(openapi_document(public_url, ingest_max_bytes=ingest_max_bytes))
+
+    async def openapi(request: Request) -> Response:
+        """The published API as OpenAPI 3.1 (no credential: it holds no figure and no secret)."""
+        return Response(body, media_type=JSON, headers={"Cache-Control": "no-cache"})
+
+    return Route(OPENAPI_PATH, openapi, methods=["GET"])
