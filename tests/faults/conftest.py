@@ -15,16 +15,21 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
+import anyio
 import pytest
+from anyio.abc import Process
+from anyio.streams.text import TextReceiveStream
 
 from cymetica_mcp.auth import KeyRing, jwt_secret
 from cymetica_mcp.engine import TradeIndex, compute
@@ -32,7 +37,7 @@ from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
 from cymetica_mcp.ingest._fastpath import FAST_PATH_BYTES
 from cymetica_mcp.models import Filter, Period, Scope
 from cymetica_mcp.store import SQLiteStore
-from tests.conftest import NOW
+from tests.conftest import NOW, NOW_ISO, clean_env
 
 SEED: Final = 13
 """Every random choice of these tests (kill points, free room, damaged bytes) comes from this seed."""
@@ -257,3 +262,46 @@ def damage(db: Path, btree: str, seed: int) -> None:
     with db.open("r+b") as raw:
         raw.seek((root - 1) * page)
         raw.write(garbage)
+
+
+@dataclass
+class ServerProcess:
+    """`cymetica-mcp serve` running as a process of its own, as users run it."""
+
+    process: Process
+    url: str
+    log: Path
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.url.removeprefix("http") + "/ws/analytics"
+
+
+@asynccontextmanager
+async def server_process(db: Path, *args: str) -> AsyncIterator[ServerProcess]:
+    """`cymetica-mcp --db DB serve --port 0 ARGS` (clock fixed at NOW); yields once its banner names
+    its URL; killed at the end if still running. Its log goes to a file beside the store (a pipe
+    nobody reads would stop it once full)."""
+    env = {**clean_env(), "CYMETICA_NOW": NOW_ISO}
+    log = db.with_name(db.name + ".log")
+    command = [sys.executable, "-m", "cymetica_mcp", "--db", str(db), "serve", "--port", "0", *args]
+    with log.open("wb") as err:
+        process = await anyio.open_process(command, env=env, stdout=subprocess.PIPE, stderr=err)
+    try:
+        assert process.stdout is not None
+        text = ""
+        found = None
+        with anyio.fail_after(30):
+            async for chunk in TextReceiveStream(process.stdout):
+                text += chunk
+                found = re.search(r" at (http://127\.0\.0\.1:\d+)\n", text)
+                if found and "fixed at" in text:
+                    break
+        assert found, text + log.read_text()
+        yield ServerProcess(process, found.group(1), log)
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with anyio.fail_after(30):
+            await process.wait()
+        await process.aclose()
