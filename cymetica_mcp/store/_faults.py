@@ -75,7 +75,7 @@ def fault_of(exc: sqlite3.Error, path: Path, *, writing: bool) -> AnalyticsError
 
 
 def _free_bytes(path: Path) -> int:
-    """Bytes free for this process on the file system holding `path`'s folder (a large number if unknown)."""
+    """Bytes free for this process on the file system holding `path`'s folder; if unknown, FULL_BELOW (not full)."""
     try:
         stat = os.statvfs(path.parent)
     except OSError:
