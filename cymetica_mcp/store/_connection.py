@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.store._faults import translated
 
 BUSY_TIMEOUT_MS: Final = 10_000
 
@@ -20,10 +22,14 @@ T = TypeVar("T")
 def connect(path: Path) -> sqlite3.Connection:
     """A new connection in autocommit mode with WAL, busy_timeout and foreign keys."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps the trade_id index hot during imports
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: keeps the trade_id index hot during imports
+    except BaseException:
+        conn.close()  # a refused open must not keep its descriptor
+        raise
     return conn
 
 
@@ -34,12 +40,13 @@ def data_version(conn: sqlite3.Connection) -> int:
 
 @contextmanager
 def reading(path: Path) -> Iterator[sqlite3.Connection]:
-    """A short-lived connection for queries."""
-    conn = connect(path)
-    try:
-        yield conn
-    finally:
-        conn.close()
+    """A short-lived connection for queries; a fault of the file is `unavailable` (see `_faults`)."""
+    with translated(path, writing=False):
+        conn = connect(path)
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 @contextmanager
@@ -48,21 +55,32 @@ def transaction(path: Path, *, foreign_keys: bool = True) -> Iterator[sqlite3.Co
     on any exception, closed either way.
 
     `foreign_keys=False` leaves SQLite's row-by-row foreign key checks off for this transaction
-    only: for a caller that checks the references it writes itself (as imports do).
+    only: for a caller that checks the references it writes itself (as imports do). A fault of the
+    file (full disk, read-only, not SQLite, damaged) is `unavailable` naming it (see `_faults`).
     """
-    conn = connect(path)
-    try:
-        if not foreign_keys:
-            conn.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
-        _begin_writing(conn)
+    with translated(path, writing=True):
+        conn = connect(path)
         try:
-            yield conn
-        except BaseException:
+            if not foreign_keys:
+                conn.execute("PRAGMA foreign_keys = OFF")  # only takes effect outside a transaction
+            _begin_writing(conn)
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                roll_back(conn)
+                raise
+        finally:
+            conn.close()
+
+
+def roll_back(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already (it does on some faults, such as a full
+    disk): the fault that ended the transaction is what the caller must see, not "no transaction is
+    active". Should the rollback itself fail, closing the connection undoes the transaction."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
 
 
 def _begin_writing(conn: sqlite3.Connection) -> None:
@@ -106,7 +124,7 @@ class Kept:
 
     def run(self, query: Callable[[sqlite3.Connection], T]) -> T:
         """`query` on the kept connection, one caller at a time."""
-        with self._lock:
+        with self._lock, translated(self.path, writing=False):
             if self._conn is None:
                 self._conn = connect(self.path)
             return query(self._conn)

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Final
 
 from cymetica_mcp.store import _maintenance
-from cymetica_mcp.store._connection import Kept, connect, data_version, ensure_wal, reading, transaction
+from cymetica_mcp.store._connection import (
+    Kept,
+    connect,
+    data_version,
+    ensure_wal,
+    reading,
+    roll_back,
+    transaction,
+)
+from cymetica_mcp.store._faults import translated
 from cymetica_mcp.store._imports import KnownUsers, SQLiteImport
 from cymetica_mcp.store._keys import SQLiteKeys
 from cymetica_mcp.store._schema import MIGRATIONS
@@ -45,32 +54,36 @@ class SQLiteStore:
         return connect(self.path)
 
     def migrate(self) -> None:
-        """Create or upgrade the schema to SCHEMA_VERSION (idempotent, safe across processes)."""
+        """Create or upgrade the schema to SCHEMA_VERSION (idempotent, safe across processes).
+
+        A file that cannot be used (not SQLite, damaged, read-only while it must be migrated, on a full
+        disk) is `unavailable`, naming the fault."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self.connect()
-        try:
-            ensure_wal(conn)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} has schema version {version}, newer than this program's "
-                    f"{SCHEMA_VERSION}: upgrade cymetica-mcp"
-                )
-            if version == SCHEMA_VERSION:
-                return
-            conn.execute("BEGIN IMMEDIATE")
+        with translated(self.path, writing=True):
+            conn = self.connect()
             try:
+                ensure_wal(conn)
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
-                for number in range(version, SCHEMA_VERSION):
-                    for statement in _statements(MIGRATIONS[number]):
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        finally:
-            conn.close()
+                if version > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"{self.path} has schema version {version}, newer than this program's "
+                        f"{SCHEMA_VERSION}: upgrade cymetica-mcp"
+                    )
+                if version == SCHEMA_VERSION:
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    for number in range(version, SCHEMA_VERSION):
+                        for statement in _statements(MIGRATIONS[number]):
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    roll_back(conn)
+                    raise
+            finally:
+                conn.close()
 
     def read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A short-lived connection for queries."""
@@ -107,13 +120,14 @@ class SQLiteStore:
     @contextmanager
     def snapshot(self) -> Iterator[SQLiteSnapshot]:
         """One read transaction: every query inside sees the same committed state."""
-        conn = self.connect()
-        try:
-            conn.execute("PRAGMA cache_size = -2048")  # each page is read once: caching them buys nothing
-            conn.execute("BEGIN")
-            yield SQLiteSnapshot(conn)
-        finally:
-            conn.close()
+        with translated(self.path, writing=False):
+            conn = self.connect()
+            try:
+                conn.execute("PRAGMA cache_size = -2048")  # each page is read once: caching them buys nothing
+                conn.execute("BEGIN")
+                yield SQLiteSnapshot(conn)
+            finally:
+                conn.close()
 
     @contextmanager
     def importing(self) -> Iterator[SQLiteImport]:

@@ -105,7 +105,16 @@ def ingest_routes(door: Door, queue: WriterQueue) -> list[Route]:
                 log.info("ingest of %s for key %d refused: %d bad rows", what, principal.key_id, exc.total)
                 return _refused(exc)
             except AnalyticsError as exc:
-                log.info("ingest of %s for key %d refused: %s", what, principal.key_id, exc.code)
+                # a store that cannot take writes (full disk, read-only, damaged) is the operator's to fix
+                level = logging.WARNING if exc.code == "unavailable" else logging.INFO
+                log.log(
+                    level,
+                    "ingest of %s for key %d refused: %s: %s",
+                    what,
+                    principal.key_id,
+                    exc.code,
+                    exc.message,
+                )
                 return error_response(exc)
         log.debug(  # routine, as dashboard requests are; refusals are logged at INFO
             "ingest of %s for key %d: %d bytes, %d rows, %d trades new, %d users new, version %d, %.1f ms",

@@ -2,13 +2,19 @@
 
 uvicorn's own shutdown closes WebSockets with 1012 (service restart). `GracefulServer` first closes
 every session with 1001 (going away) and waits briefly for them to end, then lets uvicorn stop
-accepting, finish in-flight requests and run the app's lifespan shutdown.
+accepting, finish in-flight requests and run the app's lifespan shutdown. A SIGTERM, the stop a
+supervisor asks for, then ends the process with status 0; a SIGINT (Ctrl-C) with 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import socket
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Final
 
 import uvicorn
@@ -52,6 +58,34 @@ class GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: AnalyticsApp) -> None:
         super().__init__(config)
         self.app = app
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """SIGINT and SIGTERM start the graceful shutdown, as in uvicorn; what follows it differs.
+
+        uvicorn raises each captured signal again once it has stopped, so a process asked to stop by
+        SIGTERM (systemd, Docker, Kubernetes) dies by that signal after stopping cleanly: status 143,
+        which supervisors and scripts read as a failure. Here SIGTERM ends in a normal exit (status 0)
+        and SIGINT in KeyboardInterrupt (the command line's 130, as a shell expects of Ctrl-C).
+        """
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
+        interrupted: list[int] = []
+
+        def handle(sig: int, frame: FrameType | None) -> None:
+            if sig == signal.SIGINT:
+                interrupted.append(sig)
+            self.handle_exit(sig, frame)
+
+        original = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+        if interrupted:
+            raise KeyboardInterrupt
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Close WebSockets with 1001, then shut down as uvicorn does."""
