@@ -115,49 +115,59 @@ async def _responses(upstream: asyncio.StreamReader, client: asyncio.StreamWrite
 
 @asynccontextmanager
 async def running_proxy(target_host: str, target_port: int, api_key: str) -> AsyncIterator[Proxy]:
-    """Serve the proxy on 127.0.0.1:<free port> for the duration of the block."""
+    """Serve the proxy on 127.0.0.1:<free port> for the duration of the block.
+
+    When either side of a connection closes, so does the other (an HTTP client that is gone takes its
+    open SSE streams with it, and the server sees them end); at the end of the block every connection
+    still open is closed and its handler awaited, so no socket outlives the proxy.
+    """
     authorization = f"Bearer {api_key}".encode("ascii")
-    tasks: set[asyncio.Task[None]] = set()
+    handlers: set[asyncio.Task[None]] = set()
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(target_host, target_port, limit=HEAD_LIMIT)
+        writers.add(up_writer)
+        directions = {
+            asyncio.create_task(_requests(proxy, client_reader, up_writer, authorization)),
+            asyncio.create_task(_responses(up_reader, client_writer)),
+        }
+        try:
+            await asyncio.wait(directions, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for direction in directions:
+                direction.cancel()
+            await asyncio.wait(directions)
+            for direction in directions:  # retrieve every outcome: a closed peer is how relays end
+                if not direction.cancelled():
+                    direction.exception()
+            up_writer.close()
 
     async def handle(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        tasks.add(task)
+        handlers.add(task)
+        writers.add(client_writer)
         try:
-            up_reader, up_writer = await asyncio.open_connection(target_host, target_port, limit=HEAD_LIMIT)
+            await relay(client_reader, client_writer)
         except OSError:
-            client_writer.close()
-            tasks.discard(task)
-            return
-        try:
-            forward = asyncio.create_task(_requests(proxy, client_reader, up_writer, authorization))
-            backward = asyncio.create_task(_responses(up_reader, client_writer))
-            done, _ = await asyncio.wait({forward, backward}, return_when=asyncio.FIRST_COMPLETED)
-            if forward in done and forward.exception() is None:
-                with contextlib.suppress(OSError, RuntimeError):
-                    up_writer.write_eof()  # the client is done sending; let the answers finish
-                await asyncio.wait({backward})
-            for pending in (forward, backward):
-                pending.cancel()
-            for finished in (forward, backward):
-                with contextlib.suppress(asyncio.CancelledError, OSError, EOFError, BadRequest, ValueError):
-                    await finished
+            pass  # the server refused or dropped the connection: the client sees it closed
         finally:
-            for writer in (up_writer, client_writer):
-                writer.close()
-                with contextlib.suppress(OSError, ConnectionError):
-                    await writer.wait_closed()
-            tasks.discard(task)
+            client_writer.close()
+            handlers.discard(task)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, limit=HEAD_LIMIT)
     port = server.sockets[0].getsockname()[1]
     proxy = Proxy(f"http://127.0.0.1:{port}")
     try:
-        async with server:
-            yield proxy
+        yield proxy
     finally:
         server.close()
-        for task in list(tasks):
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=5)
+        for writer in list(writers):
+            writer.close()  # ends both relays of its connection
+        if handlers:
+            await asyncio.wait(set(handlers), timeout=5)
+        for writer in list(writers):
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await server.wait_closed()
