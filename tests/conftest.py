@@ -1,13 +1,22 @@
-"""Shared fixtures: a real SQLite store in a temporary folder, filled with deterministic demo data."""
+"""Shared fixtures: a real SQLite store in a temporary folder, filled with deterministic demo data.
+
+Also the rule for tests that need something outside Python (a program, a browser, a Node package):
+they call `require_system(tool, install_command)`. Outside CI a missing tool skips the test with the
+command that installs it; under CI (`CI=true`, set by `.ci/run` and by CI services) every skip fails the
+run unless its test is in `ALLOWED_CI_SKIPS`, because `.ci/run` installs everything the tests need.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import os
+import shutil
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Final
 
 import pytest
 
@@ -18,6 +27,52 @@ from cymetica_mcp.windows import parse_instant
 
 NOW_ISO = "2026-03-20T12:34:56Z"
 NOW = parse_instant(NOW_ISO)
+
+ALLOWED_CI_SKIPS: Final[dict[str, str]] = {}
+"""Tests (node-id patterns, `fnmatch` style) that may skip under CI, each with the reason why it must.
+Empty: `.ci/run` installs every system package a test asks for (see /work/notes/ci-skips.md when adding
+a test that needs one: add its install command to `.ci/run`, not an entry here)."""
+
+
+def under_ci(environ: dict[str, str] | None = None) -> bool:
+    """Whether this run is CI's (`CI` set to true, 1 or yes, as CI services and `.ci/run` do)."""
+    value = (os.environ if environ is None else environ).get("CI", "")
+    return value.strip().lower() in ("true", "1", "yes")
+
+
+def require_system(tool: str, install: str, *, path: Path | None = None) -> str:
+    """The program `tool` (found on PATH, or the file `path` when given), or skip the test saying how to
+    install it: `install` is the command that does (`.ci/run` runs it on CI machines)."""
+    found = (str(path) if path.is_file() else None) if path is not None else shutil.which(tool)
+    if found is None:
+        where = f" ({path})" if path is not None else ""
+        pytest.skip(f"{tool}{where} is missing; install it with: {install}")
+    return found
+
+
+def ci_skip_verdict(nodeid: str, reason: str, *, ci: bool) -> str | None:
+    """Why a skip must fail this run (under CI, outside `ALLOWED_CI_SKIPS`), or None if it may stand."""
+    if not ci or any(fnmatch.fnmatchcase(nodeid, pattern) for pattern in ALLOWED_CI_SKIPS):
+        return None
+    return (
+        f"skipped under CI: {reason}\n.ci/run must install what this test needs (or, with a reason, "
+        "list the test in ALLOWED_CI_SKIPS in tests/conftest.py)"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Under CI, turn a skip outside the allow-list into a failure (expected failures stay as they are)."""
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        verdict = ci_skip_verdict(item.nodeid, reason, ci=under_ci())
+        if verdict is not None:
+            report.outcome = "failed"
+            report.longrepr = verdict
+    return report
 
 
 def import_command(db: Path, *args: str) -> list[str]:

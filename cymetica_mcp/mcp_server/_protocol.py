@@ -6,6 +6,9 @@
   caller, then serves the stream with the SDK's `ListenHandler`.
 - `tools/call` of an unknown tool: the SDK answers with a bare text result; the spec asks for a
   protocol error, -32602, and ours names the tools there are.
+- `prompts/get` of an unknown prompt or with an argument the prompt does not take: the SDK raises a bare
+  `ValueError`, which 2026-07-28 requests get as "Internal server error" (and an ERROR in the log); the
+  spec asks for -32602, and ours names the prompts, or the arguments, there are.
 - Sessions over HTTP: the SDK limits them in total only; `limit_sessions_per_key` adds a limit per key.
 """
 
@@ -22,6 +25,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
     CallToolRequestParams,
+    GetPromptRequestParams,
     SubscribeRequestParams,
     SubscriptionsListenRequestParams,
     SubscriptionsListenResult,
@@ -68,6 +72,35 @@ def handle_protocol(
         return await call(ctx, params)
 
     lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)
+    _known_prompts_only(server)
+
+
+def _known_prompts_only(server: MCPServer[Any]) -> None:
+    """Refuse `prompts/get` of a prompt or an argument that does not exist with -32602, before the SDK."""
+    lowlevel = server._lowlevel_server
+    entry = lowlevel.get_request_handler("prompts/get")
+    assert entry is not None, "MCPServer registers prompts/get"
+    get = entry.handler
+
+    async def checked(ctx: ServerRequestContext[Any], params: GetPromptRequestParams) -> Any:
+        prompts = {prompt.name: prompt for prompt in await server.list_prompts()}
+        prompt = prompts.get(params.name)
+        if prompt is None:
+            known = ", ".join(prompts)
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"unknown prompt {params.name!r}; the prompts are: {known}"
+            )
+        accepted = [argument.name for argument in prompt.arguments or []]
+        for name in params.arguments or {}:
+            if name not in accepted:
+                raise MCPError(
+                    code=INVALID_PARAMS,
+                    message=f"unknown argument {name!r} of prompt {prompt.name}; "
+                    f"accepted: {', '.join(accepted) or 'none'}",
+                )
+        return await get(ctx, params)
+
+    lowlevel.add_request_handler("prompts/get", GetPromptRequestParams, checked)
 
 
 def limit_sessions_per_key(server: MCPServer[Any], per_key: int) -> None:

@@ -43,6 +43,7 @@ from cymetica_mcp.auth import Authenticator, Principal
 from cymetica_mcp.engine import Engine, Result
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.mcp_server._caller import AnalyticsTokenVerifier, Credentials
+from cymetica_mcp.mcp_server._completion import Completer
 from cymetica_mcp.mcp_server._envelope import (
     INPUT_SCHEMA,
     OUTPUT_SCHEMA,
@@ -378,5 +379,6 @@ def create_server(
         title="Analytics briefing",
         description="Explain the current dashboard for a filter (all, humans, agents) and period (24h, 7d, 30d).",
     )(dashboards.briefing)
+    server.completion()(Completer(PROMPT_NAME, URI_TEMPLATE))  # type: ignore[no-untyped-call]  # SDK 2.3
     handle_protocol(server, updates, dashboards.authorize, bus, TOOL_NAME)
     return server

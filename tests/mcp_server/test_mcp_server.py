@@ -17,7 +17,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.shared.subscriptions import ResourceUpdated
-from mcp.types import INVALID_PARAMS, CallToolResult, EmbeddedResource, ResourceUpdatedNotification
+from mcp.types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    EmbeddedResource,
+    PromptReference,
+    ResourceTemplateReference,
+    ResourceUpdatedNotification,
+)
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, Result
@@ -481,3 +488,54 @@ async def test_over_http_the_bearer_token_is_the_credential(
     assert body["data"] == engine.dashboard(Filter.HUMANS, Period.H24, NOW).to_wire()
     assert anonymous.status_code == 401 and "resource_metadata=" in anonymous.headers["www-authenticate"]
     assert revoked.status_code == 401
+
+
+async def test_an_unknown_prompt_or_prompt_argument_is_a_protocol_error_naming_what_exists(
+    server: MCPServer[Any], mode: str
+) -> None:
+    async with Client(server, mode=mode) as client:
+        with pytest.raises(MCPError) as unknown:
+            await client.get_prompt("test_simple_prompt")
+        with pytest.raises(MCPError) as bad_argument:
+            await client.get_prompt("analytics_briefing", {"limit": "3"})
+        briefing = await client.get_prompt("analytics_briefing", {"filter": "humans"})  # the session goes on
+    assert unknown.value.code == INVALID_PARAMS
+    assert "unknown prompt 'test_simple_prompt'; the prompts are: analytics_briefing" in str(unknown.value)
+    assert bad_argument.value.code == INVALID_PARAMS
+    assert "unknown argument 'limit' of prompt analytics_briefing; accepted: filter, period" in str(
+        bad_argument.value
+    )
+    assert len(briefing.messages) == 2
+
+
+@pytest.mark.parametrize(
+    ("ref", "argument", "typed", "expected"),
+    [
+        (PromptReference(name="analytics_briefing"), "filter", "", ["all", "humans", "agents"]),
+        (PromptReference(name="analytics_briefing"), "filter", "a", ["all", "agents"]),
+        (PromptReference(name="analytics_briefing"), "period", "7", ["7d"]),
+        (ResourceTemplateReference(uri=URI_TEMPLATE), "period", "", ["24h", "7d", "30d"]),
+        (ResourceTemplateReference(uri=URI_TEMPLATE), "filter", "HU", ["humans"]),
+        (ResourceTemplateReference(uri=URI_TEMPLATE), "filter", "bots", []),
+        (PromptReference(name="analytics_briefing"), "limit", "", []),
+        (PromptReference(name="test_prompt_with_arguments"), "arg1", "par", []),
+        (ResourceTemplateReference(uri="test://template/{id}/data"), "id", "", []),
+    ],
+)
+async def test_completion_suggests_the_filters_and_periods_of_the_prompt_and_the_template(
+    server: MCPServer[Any],
+    mode: str,
+    ref: PromptReference | ResourceTemplateReference,
+    argument: str,
+    typed: str,
+    expected: list[str],
+) -> None:
+    async with Client(server, mode=mode) as client:
+        result = await client.complete(ref, {"name": argument, "value": typed})
+    assert result.completion.values == expected
+    assert result.completion.total == len(expected) and result.completion.has_more is False
+
+
+async def test_the_server_declares_completions(server: MCPServer[Any], mode: str) -> None:
+    async with Client(server, mode=mode) as client:
+        assert client.server_capabilities.completions is not None

@@ -6,7 +6,6 @@ import ast
 import functools
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,7 +18,8 @@ import pytest
 from anyio.streams.text import TextReceiveStream
 
 from cymetica_mcp.models import Filter, Period
-from tests.conftest import NOW
+from tests.conformance import INSTALL, PINNED_NODE
+from tests.conftest import NOW, require_system
 
 from .conftest import Served
 
@@ -28,11 +28,14 @@ pytestmark = pytest.mark.anyio
 HERE = Path(__file__).resolve().parent
 PUBLISHED = HERE / "published"
 EXAMPLES = HERE.parent.parent / "examples"
-NODE = shutil.which("node")
-CURL = shutil.which("curl")
-needs_node = pytest.mark.skipif(
-    NODE is None, reason="node is not installed: the JavaScript examples need Node 20+"
-)
+
+
+@pytest.fixture
+def node() -> str:
+    """Node.js for the JavaScript examples (20 or newer): the pinned 22 of tests/conformance, or PATH's."""
+    if PINNED_NODE.is_file():
+        return str(PINNED_NODE)
+    return require_system("node", INSTALL)
 
 
 def published(name: str, served: Served, token: str) -> str:
@@ -55,11 +58,10 @@ async def jwt_for(served: Served, key: str) -> str:
 
 
 @functools.cache
-def node_flags() -> tuple[str, ...]:
+def node_flags(node: str) -> tuple[str, ...]:
     """`--experimental-websocket` where Node (20, 21) keeps WebSocket behind a flag."""
-    assert NODE is not None
     probe = subprocess.run(
-        [NODE, "-e", "process.stdout.write(typeof WebSocket)"], capture_output=True, text=True
+        [node, "-e", "process.stdout.write(typeof WebSocket)"], capture_output=True, text=True
     )
     return () if probe.stdout == "function" else ("--experimental-websocket",)
 
@@ -84,8 +86,8 @@ async def run_until(
     return text
 
 
-@pytest.mark.skipif(CURL is None, reason="curl is not installed")
 async def test_the_published_curl_commands(served: Served, api_key: str) -> None:
+    require_system("curl", "apt-get install -y --no-install-recommends curl")
     script = published("curl.sh", served, api_key)
     commands = script.split("# ")[1:]
     bodies = []
@@ -131,14 +133,12 @@ async def test_the_published_websockets_example(served: Served, api_key: str, tm
     ]
 
 
-@needs_node
-async def test_the_published_fetch_examples(served: Served, api_key: str, tmp_path: Path) -> None:
-    assert NODE is not None
+async def test_the_published_fetch_examples(served: Served, api_key: str, tmp_path: Path, node: str) -> None:
     outputs = []
     for name in ("quickstart_fetch.mjs", "dashboard_fetch.mjs"):
         script = tmp_path / name
         script.write_text(published(name, served, api_key))
-        done = await anyio.run_process([NODE, str(script)])
+        done = await anyio.run_process([node, str(script)])
         outputs.append(done.stdout.decode())
     everyone, agents = cards(served, Filter.ALL, Period.H24), cards(served, Filter.AGENTS, Period.D30)
     assert outputs[0].splitlines() == [
@@ -149,15 +149,13 @@ async def test_the_published_fetch_examples(served: Served, api_key: str, tmp_pa
     assert f"value: {agents['active_users']['value']}," in outputs[1] and "filter: 'agents'" in outputs[1]
 
 
-@needs_node
 async def test_the_published_javascript_websocket_example(
-    served: Served, api_key: str, tmp_path: Path
+    served: Served, api_key: str, tmp_path: Path, node: str
 ) -> None:
-    assert NODE is not None
     script = tmp_path / "stream.mjs"
     script.write_text(published("stream.mjs", served, await jwt_for(served, api_key)))
     out = await run_until(
-        [NODE, *node_flags(), str(script)], lambda text: text.count("Volume: 24 points") >= 2
+        [node, *node_flags(node), str(script)], lambda text: text.count("Volume: 24 points") >= 2
     )
     lines = out.splitlines()
     assert lines[:3] == ["Connected to analytics stream", "Session established", "Metrics: {"]
@@ -188,12 +186,10 @@ async def test_our_python_examples(served: Served, api_key: str) -> None:
     assert live.count(f"  Active Users: {humans['active_users']['value']} (") >= 2
 
 
-@needs_node
-async def test_our_node_example(served: Served, api_key: str) -> None:
-    assert NODE is not None
+async def test_our_node_example(served: Served, api_key: str, node: str) -> None:
     env = {**os.environ, "CYMETICA_URL": served.url, "CYMETICA_API_KEY": api_key, "UPDATES": "2"}
     done = await anyio.run_process(
-        [NODE, *node_flags(), str(EXAMPLES / "ws_client.mjs")], env=env, check=False
+        [node, *node_flags(node), str(EXAMPLES / "ws_client.mjs")], env=env, check=False
     )
     out = done.stdout.decode()
     assert done.returncode == 0, out + done.stderr.decode()
