@@ -39,7 +39,7 @@ from cymetica_mcp.web._envelope import error_response
 from cymetica_mcp.web._health import health_routes
 from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
-from cymetica_mcp.web._jsonrpc import RequestIdGuard
+from cymetica_mcp.web._jsonrpc import guard_messages
 from cymetica_mcp.web._logs import install_redaction
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
@@ -109,7 +109,7 @@ def create_app(
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
         mcp_server, mcp_app = _mcp(engine, authenticator, options, limiter)
-        routes += [Route(MCP_PATH, RequestIdGuard(mcp_app)), Route(MCP_METADATA_PATH, mcp_app)]
+        routes += [Route(MCP_PATH, mcp_app), Route(MCP_METADATA_PATH, mcp_app)]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -174,4 +174,5 @@ def _mcp(
         max_sessions=options.mcp_sessions,
     )
     limit_sessions_per_key(server, options.mcp_sessions_per_key)
+    guard_messages(app, MCP_PATH)  # JSON-RPC's own errors for bad messages, once the caller is known
     return server, app
