@@ -40,7 +40,7 @@ from cymetica_mcp.web._health import health_routes
 from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
 from cymetica_mcp.web._jsonrpc import guard_messages
-from cymetica_mcp.web._logs import install_redaction
+from cymetica_mcp.web._logs import install_redaction, quiet_client_faults
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
 from cymetica_mcp.web._ratelimit import RateLimiter
@@ -114,6 +114,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         install_redaction()
+        quiet_client_faults()
         index = await anyio.to_thread.run_sync(engine.index)
         log.info("store %s ready: data version %d", engine.store.location, index.version)
         async with AsyncExitStack() as stack:
