@@ -66,9 +66,8 @@ def handle_protocol(
             names = [tool.name for tool in await server.list_tools()]
             if params.name not in names:
                 known = ", ".join(names)
-                raise MCPError(
-                    code=INVALID_PARAMS, message=f"unknown tool {params.name!r}; the tools are: {known}"
-                )
+                name = params.name if len(params.name) <= 40 else params.name[:37] + "..."
+                raise MCPError(code=INVALID_PARAMS, message=f"unknown tool {name!r}; the tools are: {known}")
         return await call(ctx, params)
 
     lowlevel.add_request_handler("tools/call", CallToolRequestParams, known_tools_only)

@@ -41,8 +41,8 @@ from cymetica_mcp.web._failures import FailureGuard
 from cymetica_mcp.web._health import health_routes
 from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
-from cymetica_mcp.web._jsonrpc import RequestIdGuard
-from cymetica_mcp.web._logs import install_redaction
+from cymetica_mcp.web._jsonrpc import guard_messages
+from cymetica_mcp.web._logs import install_redaction, quiet_client_faults
 from cymetica_mcp.web._openapi import openapi_route
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
@@ -113,14 +113,12 @@ def create_app(
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
         mcp_server, mcp_app = _mcp(engine, authenticator, options, limiter)
-        routes += [
-            Route(MCP_PATH, FailureGuard(RequestIdGuard(mcp_app), door)),
-            Route(MCP_METADATA_PATH, mcp_app),
-        ]
+        routes += [Route(MCP_PATH, FailureGuard(mcp_app, door)), Route(MCP_METADATA_PATH, mcp_app)]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         install_redaction()
+        quiet_client_faults()
         index = await anyio.to_thread.run_sync(engine.index)
         log.info("store %s ready: data version %d", engine.store.location, index.version)
         async with AsyncExitStack() as stack:
@@ -181,4 +179,5 @@ def _mcp(
         max_sessions=options.mcp_sessions,
     )
     limit_sessions_per_key(server, options.mcp_sessions_per_key)
+    guard_messages(app, MCP_PATH)  # JSON-RPC's own errors for bad messages, once the caller is known
     return server, app

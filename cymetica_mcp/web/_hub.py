@@ -62,6 +62,9 @@ class Client:
     """The fingerprint of the figures of the last update it was sent (`Update.figures`)."""
     updated_at: float = -UPDATE_EVERY
     """When (anyio's clock) it was last sent an update."""
+    switching: bool = False
+    """Between a `set_preferences` and the queueing of its ack and update: pushes leave the client alone
+    (it gets its update with the ack; a push queued in between would come before the ack)."""
 
     @property
     def preferences(self) -> tuple[Filter, Period]:
@@ -226,7 +229,7 @@ class Hub:
         for (filter, period), members in groups.items():
             update = await self.update_of(filter, period)
             for client in members:
-                if client.preferences == (filter, period) and wanted(client, update):  # unchanged since
+                if client.preferences == (filter, period) and not client.switching and wanted(client, update):
                     client.update(update)
 
     async def update_of(self, filter: Filter, period: Period) -> Update:

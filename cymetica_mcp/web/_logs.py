@@ -92,3 +92,26 @@ def install_redaction(names: tuple[str, ...] = LOGGERS) -> None:
         for filtered in (logger, *logger.handlers):
             if not any(isinstance(f, TokenRedactor) for f in filtered.filters):
                 filtered.addFilter(TokenRedactor())
+
+
+class ClientFaultLevel(logging.Filter):
+    """uvicorn logs a client's text frame that is not UTF-8 at ERROR, with a traceback, before closing
+    with 1007: any client could fill the log with tracebacks. It is the client's fault, handled as
+    RFC 6455 says, so it is logged as one INFO line."""
+
+    UTF8: Final = "Invalid UTF-8 sequence received from client."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote the record in place; never drop it."""
+        if record.msg == self.UTF8:
+            record.msg = "a WebSocket client sent a text frame that is not UTF-8: closed with 1007"
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_client_faults() -> None:
+    """Install `ClientFaultLevel` on uvicorn's error logger (idempotent)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ClientFaultLevel) for f in logger.filters):
+        logger.addFilter(ClientFaultLevel())

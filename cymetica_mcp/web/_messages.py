@@ -56,10 +56,12 @@ def parse_client_message(text: str) -> ClientMessage:
     """A client's text frame as a message, or `bad_message` / `invalid_filter` / `invalid_period`."""
     try:
         value = json.loads(text)
-    except (ValueError, RecursionError):
+    except RecursionError:  # valid JSON, but deeper than the parser goes ([[[[...]]]] in 4 KiB)
+        raise _bad("the message is nested too deeply") from None
+    except ValueError:
         raise _bad("the message is not valid JSON") from None
     if not isinstance(value, dict):
-        raise _bad(f"the message must be a JSON object, not {type(value).__name__}")
+        raise _bad(f"the message must be a JSON object, not {json_type(value)}")
     kind = value.get("type")
     if kind == "ping":
         return Ping()
@@ -73,6 +75,19 @@ def parse_client_message(text: str) -> ClientMessage:
     if kind is None:
         raise _bad('the message has no "type"')
     raise _bad(f"unknown message type {str(kind)[:40]!r}")
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type (`null`, `boolean`, `number`, `string`, `array`, `object`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
 
 
 def _seconds(value: float) -> int | float:

@@ -148,10 +148,14 @@ class Session:
             return
         filter, period = request.filter or client.filter, request.period or client.period
         update = await self.hub.update_of(filter, period)
-        # Every push from now on follows the new preferences; the ack comes before its update.
-        client.filter, client.period = filter, period
-        await client.reply(messages.preferences_ack(filter, period), self.door.options.send_timeout)
-        await client.reply(update.text, self.door.options.send_timeout)
+        # Every push from now on follows the new preferences; none is queued until the ack and its
+        # update are (sending yields, and a push queued meanwhile would come before the ack).
+        client.filter, client.period, client.switching = filter, period, True
+        try:
+            await client.reply(messages.preferences_ack(filter, period), self.door.options.send_timeout)
+            await client.reply(update.text, self.door.options.send_timeout)
+        finally:
+            client.switching = False
         client.showed(update)
 
     async def _recheck(self, client: Client) -> None:

@@ -152,21 +152,56 @@ async def test_a_request_whose_id_is_not_a_string_or_integer_is_refused_not_drop
             "/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session
         )
         for bad in ({"a": 1}, [1], 1.5, True, None):
-            for body in (
-                {"jsonrpc": "2.0", "id": bad, "method": "tools/list"},
-                [{"jsonrpc": "2.0", "id": bad, "method": "tools/list"}],
-            ):
-                answer = await http.post("/mcp", json=body, headers=session)
-                assert answer.status_code == 400, (bad, answer.status_code, answer.text)
-                assert answer.json() == {
-                    "jsonrpc": "2.0",
-                    "id": None,
-                    "error": {
-                        "code": -32600,
-                        "message": "Invalid Request: a request's id must be a string or an integer",
-                    },
-                }
+            body = {"jsonrpc": "2.0", "id": bad, "method": "tools/list"}
+            answer = await http.post("/mcp", json=body, headers=session)
+            assert answer.status_code == 400, (bad, answer.status_code, answer.text)
+            assert answer.json() == {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": -32600,
+                    "message": "Invalid Request: a request's id must be a string or an integer",
+                },
+            }
         fine = await http.post(
             "/mcp", json={"jsonrpc": "2.0", "id": "x-7", "method": "tools/list"}, headers=session
         )
+        # The body is read only once the credential is accepted: without one, 401 whatever it holds.
+        anonymous = {k: v for k, v in session.items() if k != "Authorization"}
+        unread = await http.post("/mcp", json={"jsonrpc": "2.0", "id": {}, "method": "x"}, headers=anonymous)
     assert fine.status_code == 200 and TOOL_NAME in fine.text
+    assert unread.status_code == 401, unread.text
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        (b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', "text/plain", 415, "must be application/json"),
+        (b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', None, 415, "got none"),
+        (b'[{"jsonrpc":"2.0","id":1,"method":"tools/list"}]', "application/json", 400, "batches are not"),
+        (b"[]", "application/json", 400, "batches are not accepted"),
+        (b"5", "application/json", 400, "a JSON number, not an object"),
+        (b"null", "application/json", 400, "a JSON null, not an object"),
+        (b'{"id":1,"method":"tools/list"}', "application/json", 400, '"jsonrpc" must be "2.0"'),
+        (b'{"jsonrpc":"1.0","id":1,"method":"a"}', "application/json", 400, '"jsonrpc" must be "2.0"'),
+        (b'{"jsonrpc":"2.0","id":1,"method":5}', "application/json", 400, '"method" must be a string'),
+        (b'{"jsonrpc":"2.0","id":1}', "application/json", 400, "neither a request or notification"),
+    ],
+)
+async def test_what_is_not_one_json_rpc_message_gets_invalid_request_saying_why(
+    served: Served, api_key: str, body: bytes, content_type: str | None, status: int, says: str
+) -> None:
+    headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+        opened = await http.post("/mcp", json=MCP_INITIALIZE, headers=headers)
+        session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
+        typed = session if content_type is None else {**session, "Content-Type": content_type}
+        answer = await http.post("/mcp", content=body, headers=typed)
+        after = await http.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=session
+        )
+    assert answer.status_code == status, answer.text
+    error = answer.json()
+    assert error["id"] is None and error["error"]["code"] == -32600
+    assert says in error["error"]["message"]
+    assert after.status_code == 200 and TOOL_NAME in after.text, "the session goes on"

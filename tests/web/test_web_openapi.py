@@ -1,6 +1,6 @@
 """`GET /openapi.json`: valid OpenAPI 3.1, the app's routes exactly, and what the server really answers.
 
-The fuzzing with schemathesis is in `test_web_fuzz.py`; this module checks the document itself and a
+The fuzzing with schemathesis is in `test_web_fuzz_rest.py`; this module checks the document itself and a
 table of real requests provoking every documented status of every operation.
 """
 

@@ -114,7 +114,9 @@ async def test_ping_pong_heartbeats_and_periodic_pushes(served: Served, api_key:
     ("frame", "code", "says"),
     [
         ("not json", "bad_message", "not valid JSON"),
-        ("[1, 2]", "bad_message", "JSON object"),
+        ("[1, 2]", "bad_message", "must be a JSON object, not array"),
+        ("null", "bad_message", "must be a JSON object, not null"),
+        ("[" * 2_000 + "]" * 2_000, "bad_message", "nested too deeply"),
         ('{"filter": "all"}', "bad_message", 'no "type"'),
         ('{"type": "subscribe"}', "bad_message", "unknown message type 'subscribe'"),
         ('{"type": "set_preferences", "perod": "7d"}', "bad_message", "unknown field 'perod'"),
