@@ -32,7 +32,12 @@ from mcp.types import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     CallToolResult,
+    Completion,
+    CompletionArgument,
+    CompletionContext,
     EmbeddedResource,
+    PromptReference,
+    ResourceTemplateReference,
     TextResourceContents,
     ToolAnnotations,
 )
@@ -60,6 +65,7 @@ from cymetica_mcp.mcp_server._resources import (
     DashboardUpdates,
     dashboard_uri,
 )
+from cymetica_mcp.mcp_server._view import complete_choice, icons, tool_meta, view_extension
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.windows import iso
 
@@ -325,6 +331,8 @@ def create_server(
         annotations=ToolAnnotations(
             title=TOOL_TITLE, read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
+        icons=icons(),
+        meta=tool_meta(),
     )
     # Publish our own schemas: the enums (validated by us, see RawArgumentsTool) and success-or-failure.
     # Without an output model the SDK does not re-validate every result against `Success` (75 us a
@@ -352,6 +360,8 @@ def create_server(
         tools=[tool],
         subscriptions=bus,
         lifespan=_lifespan(updates, dashboards),
+        icons=icons(),
+        extensions=[view_extension()],
     )
     server.resource(
         URI_TEMPLATE,
@@ -378,5 +388,15 @@ def create_server(
         title="Analytics briefing",
         description="Explain the current dashboard for a filter (all, humans, agents) and period (24h, 7d, 30d).",
     )(dashboards.briefing)
+
+    async def complete(
+        ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        context: CompletionContext | None,
+    ) -> Completion | None:
+        return complete_choice(ref, argument, context, template=URI_TEMPLATE, prompt=PROMPT_NAME)
+
+    server.completion()(complete)  # type: ignore[no-untyped-call]  # the SDK's decorator has no types
+
     handle_protocol(server, updates, dashboards.authorize, bus, TOOL_NAME)
     return server

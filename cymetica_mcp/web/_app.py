@@ -1,5 +1,6 @@
 """The Starlette app of `cymetica-mcp serve`: REST, the WebSocket stream, MCP over HTTP and health probes.
 
+    GET  /, /assets/{name}                  the dashboard page (no credential, no data; it asks for a key)
     /healthz, /readyz                       no credential, no data
     GET  /api/v1/analytics/dashboard        Bearer API key or JWT (scope read)
     POST /api/v1/ingest/trades, /users      Bearer API key or JWT (scope ingest): CSV or JSON Lines
@@ -43,6 +44,7 @@ from cymetica_mcp.web._jsonrpc import RequestIdGuard
 from cymetica_mcp.web._logs import install_redaction
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
+from cymetica_mcp.web._page import page_routes
 from cymetica_mcp.web._ratelimit import RateLimiter
 from cymetica_mcp.web._rest import rest_routes
 from cymetica_mcp.web._session import websocket_route
@@ -75,7 +77,7 @@ def _not_found(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error = AnalyticsError(
             "not_found",
-            f"no such endpoint {request.url.path!r}; see /api/v1/analytics/dashboard, /api/v1/auth/token, "
+            f"no such endpoint {request.url.path!r}; see / (the dashboard page), /api/v1/analytics/dashboard, /api/v1/auth/token, "
             "/ws/analytics, /mcp, /healthz and /readyz",
         )
         return error_response(error)
@@ -105,6 +107,7 @@ def create_app(
         *ingest_routes(door, writer),
         *health_routes(engine.store),
         websocket_route(hub),
+        *page_routes(),
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
