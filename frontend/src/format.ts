@@ -13,7 +13,7 @@ export function number(value: number, decimals: number): string {
     format = new Intl.NumberFormat("en-US", { minimumFractionDigits: decimals, maximumFractionDigits: decimals });
     formats.set(decimals, format);
   }
-  return format.format(value);
+  return format.format(value === 0 ? 0 : value); // never "-0.0"
 }
 
 /** A card's value with its unit: "231", "116,446.31 USDC", "65.9%". */
@@ -28,7 +28,7 @@ export function change(value: number | null, period: Period): { direction: Direc
   if (value === null) {
     return { direction: "none", arrow: "", text: "n/a", words: `no change to show: the previous ${period} had nothing to compare with` };
   }
-  const text = `${value > 0 ? "+" : ""}${number(value, 1)}%`;
+  const text = `${value > 0 ? "+" : ""}${number(value, 1)}%`; // the sign is text, not colour alone
   if (value > 0) return { direction: "up", arrow: "▲", text, words: `up ${number(value, 1)}% on the previous ${period}` };
   if (value < 0) return { direction: "down", arrow: "▼", text, words: `down ${number(-value, 1)}% on the previous ${period}` };
   return { direction: "flat", arrow: "■", text, words: `unchanged on the previous ${period}` };
