@@ -32,10 +32,8 @@ window.cymeticaHost = {
     frame.setAttribute("sandbox", "allow-scripts");
     frame.setAttribute("title", "Cymetica dashboard (MCP App view)");
     frame.id = "view";
-    const loaded = new Promise((resolve) => frame.addEventListener("load", resolve, { once: true }));
-    frame.srcdoc = withCsp(html);
     document.getElementById("stage")?.replaceChildren(frame);
-    await loaded;
+    if (frame.contentWindow === null) throw new Error("the view's iframe has no window");
     const context: McpUiHostContext = { theme, displayMode: "inline", platform: "web" };
     const bridge = new AppBridge(null, { name: "cymetica-test-host", version: "1.0.0" }, { serverTools: {}, logging: {} }, { hostContext: context });
     bridge.oncalltool = async (params) => {
@@ -49,8 +47,10 @@ window.cymeticaHost = {
     const initialized = new Promise<void>((resolve) => {
       bridge.oninitialized = () => resolve();
     });
-    if (frame.contentWindow === null) throw new Error("the view's iframe has no window");
+    // Listen first, then load: the view says ui/initialize as soon as its script runs. The iframe's
+    // WindowProxy stays the same object when srcdoc replaces its document.
     await bridge.connect(new PostMessageTransport(frame.contentWindow, frame.contentWindow));
+    frame.srcdoc = withCsp(html);
     await initialized;
     window.cymeticaHost.initialized = true;
     await bridge.sendToolInput({ arguments: toolInput });
