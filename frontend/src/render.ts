@@ -59,13 +59,12 @@ export class DashboardView {
     this.data = data;
     const m = data.metrics;
     const context = el("p", { class: "context", "data-filter": m.filter, "data-period": m.period, "data-timestamp": m.timestamp });
-    context.append(
-      el("span", {}, `${POPULATION[m.filter] ?? m.filter}, ${PERIOD_WORDS[m.period]}`),
-      el("span", {}, "as of ", el("time", { datetime: m.timestamp, class: "timestamp" }, m.timestamp)),
-    );
+    context.append(el("span", {}, `${POPULATION[m.filter] ?? m.filter}, ${PERIOD_WORDS[m.period]}`));
+    // With `meta` (the MCP view) the instant and the version are listed with the windows below.
+    if (extra.meta === undefined) context.append(el("span", {}, "as of ", el("time", { datetime: m.timestamp, class: "timestamp" }, m.timestamp)));
     if (extra.dataVersion !== undefined) {
       context.setAttribute("data-version", String(extra.dataVersion));
-      context.append(el("span", {}, `data version ${extra.dataVersion}`));
+      if (extra.meta === undefined) context.append(el("span", {}, `data version ${extra.dataVersion}`));
     }
     const parts: Node[] = [context];
     if (extra.meta !== undefined) parts.push(metaBlock(extra.meta));
