@@ -12,7 +12,7 @@ SOURCES := cymetica_mcp tests examples benchmarks
 DEMO_KEY ?= $(DEMO_DB).key
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck architecture bench bench-quick clean
+.PHONY: install demo test lint typecheck architecture bench bench-quick clean assets screenshots
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, python3.13 or python3)"; exit 1; }
@@ -33,6 +33,7 @@ demo: install
 	@test -s $(DEMO_KEY) || $(BIN)/cymetica-mcp --db $(DEMO_DB) keys create --name make-demo --scope read,ingest > $(DEMO_KEY)
 	@$(BIN)/cymetica-mcp --db $(DEMO_DB) dashboard --filter all --period 24h
 	@echo
+	@echo "Dashboard page: http://127.0.0.1:$(PORT)/ (sign in with the key below)"
 	@echo "API key (also in $(DEMO_KEY)): $$(cat $(DEMO_KEY))"
 	@echo "MCP over stdio: CYMETICA_DB=$(DEMO_DB) CYMETICA_API_KEY=$$(cat $(DEMO_KEY)) $(BIN)/cymetica-mcp mcp"
 	@echo "Try (once it serves): curl -H \"Authorization: Bearer $$(cat $(DEMO_KEY))\" \"http://127.0.0.1:$(PORT)/api/v1/analytics/dashboard?filter=agents&period=7d\""
@@ -69,6 +70,17 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run --size quick
+
+# The dashboard page, the MCP App view and the test host page, rebuilt from frontend/ with the versions
+# of frontend/package-lock.json (needs Node.js 20+ and npm). The built files are committed, so demo and
+# test need no Node.js.
+assets:
+	cd frontend && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
+
+# The page (1280x800 and 390x844, light and dark) and the MCP App view as PNGs under docs/, over a fresh
+# demo store at a fixed CYMETICA_NOW (needs /usr/bin/chromium: apt-get install -y chromium).
+screenshots: install
+	$(BIN)/python -m tests.browser.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_KEY)

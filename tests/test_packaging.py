@@ -99,6 +99,11 @@ def test_a_plain_install_serves_every_door(serving: tuple[str, str]) -> None:
     auth = {"Authorization": f"Bearer {key}"}
     with httpx.Client(base_url=url, headers=auth, timeout=30) as http:
         assert http.get("/healthz").status_code == 200
+        page = http.get("/")  # the page's files ship in the wheel
+        assert page.status_code == 200 and "/assets/page.js" in page.text
+        assert all(
+            http.get(f"/assets/{name}").status_code == 200 for name in ("page.js", "page.css", "icon.svg")
+        )
         board = http.get("/api/v1/analytics/dashboard", params={"filter": "agents", "period": "7d"})
         assert board.status_code == 200 and board.json()["metrics"]["filter"] == "agents"
         token = http.post("/api/v1/auth/token").json()["access_token"]
@@ -128,5 +133,7 @@ async def test_a_plain_install_serves_mcp_over_stdio(store: tuple[Path, str], in
     params = StdioServerParameters(command=str(installed / "cymetica-mcp"), args=["mcp"], env=env)
     async with Client(params) as client:
         result = await client.call_tool("et_analytics_dashboard", {"filter": "humans", "period": "30d"})
+        (view,) = (await client.read_resource("ui://cymetica/dashboard.html")).contents
+    assert view.mime_type == "text/html;profile=mcp-app" and "ui/initialize" in view.text  # type: ignore[union-attr]
     assert not result.is_error and result.structured_content is not None
     assert result.structured_content["data"]["metrics"]["filter"] == "humans"

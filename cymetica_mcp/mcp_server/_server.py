@@ -61,6 +61,7 @@ from cymetica_mcp.mcp_server._resources import (
     DashboardUpdates,
     dashboard_uri,
 )
+from cymetica_mcp.mcp_server._view import icons, tool_meta, view_extension
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.windows import iso
 
@@ -326,6 +327,8 @@ def create_server(
         annotations=ToolAnnotations(
             title=TOOL_TITLE, read_only_hint=True, idempotent_hint=True, open_world_hint=False
         ),
+        icons=icons(),
+        meta=tool_meta(),
     )
     # Publish our own schemas: the enums (validated by us, see RawArgumentsTool) and success-or-failure.
     # Without an output model the SDK does not re-validate every result against `Success` (75 us a
@@ -353,6 +356,8 @@ def create_server(
         tools=[tool],
         subscriptions=bus,
         lifespan=_lifespan(updates, dashboards),
+        icons=icons(),
+        extensions=[view_extension()],
     )
     server.resource(
         URI_TEMPLATE,

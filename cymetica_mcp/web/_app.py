@@ -1,5 +1,6 @@
 """The Starlette app of `cymetica-mcp serve`: REST, the WebSocket stream, MCP over HTTP and health probes.
 
+    GET  /, /assets/{name}                  the dashboard page (no credential, no data; it asks for a key)
     /healthz, /readyz                       no credential, no data
     GET  /openapi.json                      no credential: the REST API as OpenAPI 3.1 (`_openapi.py`)
     GET  /api/v1/analytics/dashboard        Bearer API key or JWT (scope read)
@@ -46,6 +47,7 @@ from cymetica_mcp.web._logs import install_redaction, quiet_client_faults
 from cymetica_mcp.web._openapi import openapi_route
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
+from cymetica_mcp.web._page import page_routes
 from cymetica_mcp.web._ratelimit import RateLimiter
 from cymetica_mcp.web._rest import rest_routes
 from cymetica_mcp.web._session import websocket_route
@@ -78,8 +80,9 @@ def _not_found(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         error = AnalyticsError(
             "not_found",
-            f"no such endpoint {request.url.path!r}; see /api/v1/analytics/dashboard, /api/v1/auth/token, "
-            "/ws/analytics, /mcp, /healthz, /readyz and /openapi.json",
+            f"no such endpoint {request.url.path!r}; see / (the dashboard page), /api/v1/analytics/dashboard, "
+            "/api/v1/auth/token, /api/v1/ingest/trades, /api/v1/ingest/users, /ws/analytics, /mcp, /healthz, "
+            "/readyz and /openapi.json",
         )
         return error_response(error)
     return error_response(AnalyticsError("invalid_argument", str(exc.detail)), status=exc.status_code)
@@ -109,6 +112,7 @@ def create_app(
         *health_routes(engine.store),
         openapi_route(options.public_url, ingest_max_bytes=options.ingest_max_bytes),
         websocket_route(hub),
+        *page_routes(),
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:

@@ -182,9 +182,8 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
 
 
 def skip_or_fail(reason: str) -> NoReturn:
-    """Skip for `reason` on a developer's machine; under CI (CI=true) a missing capability fails."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
+    """Skip for `reason` on a developer's machine; under CI (CI=true) the suite's hook turns the skip
+    into a failure (tests/conftest.py), so a missing capability cannot pass CI unseen."""
     pytest.skip(reason)
 
 

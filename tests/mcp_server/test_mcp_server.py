@@ -387,7 +387,7 @@ async def test_resources_list_the_template_and_every_dashboard(
         with pytest.raises(MCPError) as unknown:
             await client.read_resource("analytics://dashboard/bots/30d")
     assert template.uri_template == URI_TEMPLATE and template.mime_type == "application/json"
-    assert listed == {dashboard_uri(f, p) for f, p in COMBINATIONS}
+    assert listed == {dashboard_uri(f, p) for f, p in COMBINATIONS} | {"ui://cymetica/dashboard.html"}
     (content,) = read.contents
     body = json.loads(content.text)  # type: ignore[union-attr]
     assert body["data"] == engine.dashboard(Filter.HUMANS, Period.D30, NOW).to_wire()

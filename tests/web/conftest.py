@@ -72,16 +72,24 @@ class Served:
 
 @contextmanager
 def serving(
-    store: SQLiteStore, engine: Engine | None = None, *, send_buffer: int | None = None, **options: Any
+    store: SQLiteStore,
+    engine: Engine | None = None,
+    *,
+    send_buffer: int | None = None,
+    port: int = 0,
+    jwt_lifetime: int | None = None,
+    **options: Any,
 ) -> Iterator[Served]:
-    """Run the app for `store` under uvicorn on 127.0.0.1:<free port> until the block ends.
+    """Run the app for `store` under uvicorn on 127.0.0.1:<port> (0: a free one) until the block ends.
 
+    `jwt_lifetime` shortens the JWTs the token endpoint issues (seconds).
     `send_buffer` fixes the kernel send buffer of accepted connections (inherited from the listening
     socket), so that a client that stops reading backs up within kilobytes instead of megabytes.
     """
     engine = engine or open_engine(store, now=NOW)
-    authenticator = Authenticator(store, jwt_secret(store, None))
-    sock = bind("127.0.0.1", 0)
+    lifetime = {} if jwt_lifetime is None else {"lifetime": jwt_lifetime}
+    authenticator = Authenticator(store, jwt_secret(store, None), **lifetime)
+    sock = bind("127.0.0.1", port)
     if send_buffer is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     url = base_url(sock)
