@@ -57,6 +57,9 @@ class Server:
     expected: dict[tuple[str, str], dict[str, Any]]
     log: Path
     baseline_rss: int = 0
+    """RSS after the whole warm-up, the largest inputs included: what the run's growth is measured from."""
+    quiet_rss: int = 0
+    """RSS after the warm-up's well-behaved clients, before its largest inputs."""
     cases: dict[str, int] = field(default_factory=dict)
 
     @property
