@@ -53,14 +53,15 @@ FUZZ = settings(
 @pytest.fixture(scope="module")
 def server(demo_original: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The server under fuzz, warmed up before its baseline RSS is taken: every dashboard computed
-    once on each door, and the largest inputs the fuzz sends handled once each (`LARGEST`).
+    once on each door, then the largest inputs the fuzz sends (`LARGEST_FRAMES`, `LARGEST_POSTS`).
 
-    The largest inputs belong in the warm-up because handling a 1 MB body leaves the C allocator
-    holding ~15 MB more than before, once: the body's copies (uvicorn's chunks, the guard's, the SDK's
-    two, the parsed JSON) are freed, but glibc keeps the freed heap for the next one (`malloc_trim`
-    gives it back; replaying the MCP fuzz's 400 cases 8 times grew RSS by 13.5 MiB in the first round,
-    then 0.2-0.7 MiB a round, with Python's own allocations flat: /work/notes/mcpmem.md). With that
-    high-water mark in the baseline, the bound measures what the run keeps, which a leak would grow."""
+    The largest inputs belong in the warm-up because the first multi-MB bodies leave the C allocator
+    holding some 15-30 MB more, once: the body's copies (uvicorn's chunks, the guard's, the SDK's two,
+    the parsed JSON) are freed, but glibc keeps the freed heap for the next ones (`malloc_trim` gives it
+    back). Measured: the MCP fuzz's 400 cases replayed 8 times grew RSS by 13.5 MiB in the first round,
+    then by 0.2-0.7 MiB a round, with Python's own allocations (tracemalloc) flat but for bounded caches.
+    With that high-water mark in the baseline, the bound measures what the run keeps, which a leak grows;
+    the report prints the growth since before the largest inputs too."""
     with fuzz_server(demo_original, tmp_path_factory.mktemp("fuzz")) as running:
         anyio.run(_warm_up, running)
         running.baseline_rss = running.rss()
