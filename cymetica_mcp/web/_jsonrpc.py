@@ -12,10 +12,14 @@ For a POST it answers, itself:
   pydantic's validation errors);
 - a request whose `id` is neither a string nor an integer: 400 and `-32600` with `id` null (the SDK
   takes it for a notification and answers 202 with nothing, so the client waits for an answer that
-  never comes).
+  never comes);
+- a body over `MAX_BODY` (the SDK's own limit, 4 MiB): 413 and `-32600` naming the limit, refused from
+  its `Content-Length` before a byte of it is read, or as soon as a body without one passes the limit
+  (the SDK reads such a body up to the limit and answers a bare text `Request body too large`, which
+  its own client can only report as "Server returned an error response").
 
-Everything else goes on, body replayed, untouched: a body that is not JSON (the SDK answers -32700), a
-message whose params are wrong (-32602), and bodies over `MAX_BODY` (the SDK refuses them with 413).
+Everything else goes on, its body replayed as one message, untouched: a body that is not JSON (the SDK
+answers -32700), a message whose params are wrong (-32602).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 from typing import Any, Final
 
 from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,8 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cymetica_mcp.web._envelope import dumps
 from cymetica_mcp.web._messages import json_type
 
-MAX_BODY: Final = 4 << 20
-"""Bodies larger than this are handed on unread (the SDK refuses them with 413)."""
+MAX_BODY: Final = DEFAULT_MAX_REQUEST_BODY_SIZE
+"""Bodies larger than this (4 MiB, the SDK's limit) are refused with 413."""
 INVALID_REQUEST: Final = -32600
 JSON: Final = "application/json"
 ONE_MESSAGE: Final = (
@@ -57,24 +62,35 @@ class JsonRpcGuard:
             got = repr(content_type[:60]) if content_type else "none"
             await _refuse(send, 415, f"Unsupported Media Type: Content-Type must be {JSON}; got {got}")
             return
-        messages: list[Message] = []
+        declared = _content_length(scope)
+        if declared is not None and declared > MAX_BODY:
+            await _refuse(send, 413, _too_large(f"{declared} bytes"))
+            return
+        chunks: list[bytes] = []
         size = 0
         while True:
             message = await receive()
-            messages.append(message)
-            size += len(message.get("body", b""))
-            if message["type"] != "http.request" or not message.get("more_body") or size > MAX_BODY:
+            if message["type"] != "http.request":
+                return  # the client left before its body was whole: no one to answer
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY:
+                await _refuse(send, 413, _too_large(f"more than {MAX_BODY} bytes"))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
                 break
-        problem = None
-        if size <= MAX_BODY:
-            problem = _problem(b"".join(m.get("body", b"") for m in messages))
+        body = [b"".join(chunks)]  # one copy, handed on and let go: the SDK makes its own
+        del chunks
+        problem = _problem(body[0])
         if problem is not None:
             await _refuse(send, 400, f"Invalid Request: {problem}")
             return
-        replay = iter(messages)
 
         async def replayed() -> Message:
-            return next(replay, None) or await receive()
+            if body:
+                return {"type": "http.request", "body": body.pop(), "more_body": False}
+            return await receive()
 
         await self.app(scope, replayed, send)
 
@@ -95,6 +111,19 @@ def _content_type(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             return text.split(";")[0].strip().lower()
     return ""
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The request's declared body length, or None when it declares none (or not a number)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            return int(text) if text.isdigit() else None
+    return None
+
+
+def _too_large(size: str) -> str:
+    return f"Request body too large: {size}; the limit is {MAX_BODY} bytes (4 MiB) for one JSON-RPC message"
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:

@@ -5,6 +5,7 @@ that stays connected on both doors while the fuzz runs and checks every answer i
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
@@ -12,12 +13,13 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import httpx2
@@ -55,6 +57,9 @@ class Server:
     expected: dict[tuple[str, str], dict[str, Any]]
     log: Path
     baseline_rss: int = 0
+    """RSS after the whole warm-up, the largest inputs included: what the run's growth is measured from."""
+    quiet_rss: int = 0
+    """RSS after the warm-up's well-behaved clients, before its largest inputs."""
     cases: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -68,7 +73,13 @@ class Server:
 @contextmanager
 def fuzz_server(original: Path, folder: Path) -> Iterator[Server]:
     """A copy of the demo store served with a 1 s push, limits high enough that the fuzz is not simply
-    rate limited (the limits have tests of their own), and CYMETICA_NOW fixed so every answer is known."""
+    rate limited (the limits have tests of their own), and CYMETICA_NOW fixed so every answer is known.
+
+    Its standard output (the banner, then uvicorn's access log, a line per request) is read to the end
+    and copied to `serve.out`: a pipe nobody reads fills up (64 KiB, about 1,200 requests) and the
+    server's event loop then blocks in the access log's write, so every client times out. The pipe is
+    shrunk to one page, so that a harness that stopped reading it would stall the warm-up at once
+    rather than a long run by chance."""
     db = folder / "fuzz.db"
     shutil.copy(original, db)
     store = SQLiteStore(db)
@@ -86,8 +97,12 @@ def fuzz_server(original: Path, folder: Path) -> Iterator[Server]:
     command += ["--push-interval", "1", "--rate-limit", "6000000", "--rate-burst", "100000"]
     with log.open("w") as errors:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env=env)
+    assert process.stdout is not None
+    drain = threading.Thread(target=_copy_to, args=(process.stdout, folder / "serve.out"), daemon=True)
     try:
         url = _banner_url(process)
+        fcntl.fcntl(process.stdout.fileno(), fcntl.F_SETPIPE_SZ, 4096)
+        drain.start()
         yield Server(process, url, keys, expected, log)
     finally:
         process.terminate()
@@ -96,8 +111,15 @@ def fuzz_server(original: Path, folder: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-        assert process.stdout is not None
+        if drain.is_alive():
+            drain.join(10)  # the copy ends at the pipe's end of file, once the process has exited
         process.stdout.close()
+
+
+def _copy_to(stream: IO[str], path: Path) -> None:
+    """Copy `stream` to the file `path` until its end."""
+    with path.open("w") as out:
+        shutil.copyfileobj(stream, out)
 
 
 def _banner_url(process: subprocess.Popen[str]) -> str:

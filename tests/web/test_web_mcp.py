@@ -205,3 +205,47 @@ async def test_what_is_not_one_json_rpc_message_gets_invalid_request_saying_why(
     assert error["id"] is None and error["error"]["code"] == -32600
     assert says in error["error"]["message"]
     assert after.status_code == 200 and TOOL_NAME in after.text, "the session goes on"
+
+
+async def test_a_body_over_the_limit_gets_a_json_rpc_413_naming_it_whether_declared_or_streamed(
+    served: Served, api_key: str
+) -> None:
+    headers = {"Authorization": f"Bearer {api_key}", **ACCEPT}
+    over = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"pad":"' + b"x" * (4 << 20) + b'"}}'
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: chunked, counted as it comes
+        for start in range(0, len(over), 1 << 16):
+            yield over[start : start + (1 << 16)]
+
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as http:
+        opened = await http.post("/mcp", json=MCP_INITIALIZE, headers=headers)
+        session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
+        declared = await http.post("/mcp", content=over, headers=session)
+        chunked = await http.post("/mcp", content=streamed(), headers=session)
+        after = await http.post("/mcp", json=PROBE, headers=session)
+    assert "content-length" not in chunked.request.headers
+    for answer, size in ((declared, f"{len(over)} bytes"), (chunked, "more than 4194304 bytes")):
+        assert answer.status_code == 413, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.json() == {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {
+                "code": -32600,
+                "message": f"Request body too large: {size}; the limit is 4194304 bytes (4 MiB) "
+                "for one JSON-RPC message",
+            },
+        }
+    assert after.status_code == 200 and TOOL_NAME in after.text, "the session goes on"
+
+
+async def test_the_sdk_client_shows_why_a_call_too_large_was_refused(served: Served, api_key: str) -> None:
+    """The SDK's client surfaces a JSON-RPC error body of a non-2xx answer; a bare text 413 would only
+    give its caller "Server returned an error response"."""
+    async with client(served, api_key) as mcp:
+        with pytest.raises(MCPError) as refused:
+            await mcp.call_tool(TOOL_NAME, {"filter": "x" * (4 << 20)})
+        result = await mcp.call_tool(TOOL_NAME, {"filter": "agents", "period": "7d"})
+    assert refused.value.error.code == -32600
+    assert "the limit is 4194304 bytes (4 MiB)" in refused.value.error.message
+    assert not result.is_error, "the session goes on"
