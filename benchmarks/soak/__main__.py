@@ -59,8 +59,8 @@ def describe(summary: dict[str, Any]) -> str:
     rss, fds = server["rss_mb"], server["fds"]
     versions = summary["versions"]
     lines = [
-        f"soak: {summary['load_seconds']:g} s of load, {summary['wall_seconds']:g} s in all: "
-        + ("PASSED" if summary["passed"] else "FAILED"),
+        f"soak: {summary['load_seconds']:g} s of load, {summary['wall_seconds']:g} s in all "
+        f"({json.dumps(summary['phase_seconds'])}): " + ("PASSED" if summary["passed"] else "FAILED"),
         "  requests per door:",
         *(f"    {door:7} {json.dumps(counts)}" for door, counts in summary["requests"].items()),
         f"  per second: {json.dumps(summary['per_second'])}",

@@ -202,7 +202,8 @@ async def soak(config: SoakConfig, folder: Path) -> dict[str, Any]:
             ]
             await asyncio.sleep(config.seconds)
             ctx.stop.set()
-            load_seconds = time.monotonic() - load_began
+            load_ended = time.monotonic()
+            load_seconds = load_ended - load_began
             await asyncio.gather(*others)
             final = ctx.version
             ctx.finish(final, 2 * config.push_interval + END_GRACE)
@@ -221,7 +222,9 @@ async def soak(config: SoakConfig, folder: Path) -> dict[str, Any]:
         for line in server.log.read_text(errors="replace").splitlines()
         if (found := LOG_PROBLEM.search(line))
     )
+    verify_began = time.monotonic()
     verification = await asyncio.to_thread(verify, prepared.base, ctx.imports, NOW, recorder, folder)
+    verify_seconds = time.monotonic() - verify_began
 
     def check(name: str, ok: bool, detail: str) -> None:
         checks.append({"name": name, "ok": ok, "detail": detail})
@@ -292,6 +295,12 @@ async def soak(config: SoakConfig, folder: Path) -> dict[str, Any]:
         "checks": checks,
         "load_seconds": round(load_seconds, 1),
         "wall_seconds": round(time.monotonic() - began, 1),
+        "phase_seconds": {
+            "setup": round(load_began - began, 1),
+            "load": round(load_seconds, 1),
+            "end": round(verify_began - load_ended, 1),
+            "recheck": round(verify_seconds, 1),
+        },
         "requests": _by_door(recorder.requests),
         "per_second": {
             door: round(n / load_seconds, 1)
