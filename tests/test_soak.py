@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak._load import Imported
-from benchmarks.soak._record import Recorder, Sequence
-from benchmarks.soak._verify import verify
+from benchmarks.soak import Imported, Recorder, Sequence, verify
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.ingest import Simulator, import_files
 from cymetica_mcp.models import Filter, Period

@@ -21,6 +21,9 @@ and, with `--json`, written as JSON.
 
 from __future__ import annotations
 
+from benchmarks.soak._load import Imported
+from benchmarks.soak._record import Recorder, Sequence
 from benchmarks.soak._run import NOW, SoakConfig, soak
+from benchmarks.soak._verify import Verification, verify
 
-__all__ = ["NOW", "SoakConfig", "soak"]
+__all__ = ["NOW", "Imported", "Recorder", "Sequence", "SoakConfig", "Verification", "soak", "verify"]
