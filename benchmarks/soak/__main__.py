@@ -33,7 +33,9 @@ def parse(argv: list[str] | None) -> tuple[SoakConfig, Path | None, Path | None]
         "--push-interval", type=float, default=default.push_interval, help="the server's --push-interval"
     )
     parser.add_argument(
-        "--rss-growth-mb", type=float, default=default.rss_growth_mb, help="largest allowed RSS growth"
+        "--rss-growth-mb",
+        type=float,
+        help="largest allowed growth of the server's RSS (default: 48 MB, plus 1 MB a minute beyond two)",
     )
     parser.add_argument("--seed", type=int, default=default.seed)
     args = parser.parse_args(argv)
