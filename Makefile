@@ -12,7 +12,7 @@ SOURCES := cymetica_mcp tests examples benchmarks
 DEMO_KEY ?= $(DEMO_DB).key
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck architecture bench bench-quick clean assets screenshots
+.PHONY: install demo test lint typecheck architecture bench bench-quick soak clean assets screenshots
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, python3.13 or python3)"; exit 1; }
@@ -81,6 +81,14 @@ assets:
 # demo store at a fixed CYMETICA_NOW (needs /usr/bin/chromium: apt-get install -y chromium).
 screenshots: install
 	$(BIN)/python -m tests.browser.screenshots docs/screenshots
+
+# Every door under load at once against a real `cymetica-mcp serve` on 127.0.0.1, then the proof (see
+# benchmarks/soak/__init__.py): 120 s by default (the run `make test` makes), longer with SOAK_SECONDS=1800.
+SOAK_SECONDS ?= 120
+SOAK_JSON ?= benchmarks/results/soak-latest.json
+
+soak: install
+	$(BIN)/python -m benchmarks.soak --seconds $(SOAK_SECONDS) --json $(SOAK_JSON)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_KEY)

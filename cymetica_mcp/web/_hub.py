@@ -9,6 +9,10 @@ too slow, so one slow reader never delays the others.
 Between ticks, the hub looks at the store's commit stamp every `change_check_interval`: once an import
 (from any process) has moved the data version, each client whose dashboard it changed gets an update
 at once, or as soon as `UPDATE_EVERY` has passed since its last one.
+
+Data versions never go back on a connection: an update computed before an import that another update
+has already shown to the client is not sent (`Client.behind`), and the writer drops any that would still
+follow a newer one on the wire.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ POLICY: Final = 1008
 TOO_BIG: Final = 1009
 INTERNAL: Final = 1011
 
+Outgoing = tuple[str, int | None]
+"""A message queued for a client, with its data version when it is an `analytics_update`."""
+
 
 @dataclass(eq=False)
 class Client:
@@ -53,8 +60,8 @@ class Client:
     credential: str
     filter: Filter
     period: Period
-    outbox: MemoryObjectSendStream[str]
-    inbox: MemoryObjectReceiveStream[str]
+    outbox: MemoryObjectSendStream[Outgoing]
+    inbox: MemoryObjectReceiveStream[Outgoing]
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     live: bool = False
     closing: tuple[int, str] | None = None
@@ -65,18 +72,21 @@ class Client:
     switching: bool = False
     """Between a `set_preferences` and the queueing of its ack and update: pushes leave the client alone
     (it gets its update with the ack; a push queued in between would come before the ack)."""
+    version: int | None = None
+    """The newest data version of an update queued for it."""
 
     @property
     def preferences(self) -> tuple[Filter, Period]:
         """The (filter, period) this client follows."""
         return self.filter, self.period
 
-    def offer(self, text: str) -> bool:
-        """Queue `text` without waiting; False (and the client closed) when its queue is full."""
+    def offer(self, text: str, version: int | None = None) -> bool:
+        """Queue `text` (an update of data `version`) without waiting; False (and the client closed)
+        when its queue is full."""
         if self.closing is not None:
             return False
         try:
-            self.outbox.send_nowait(text)
+            self.outbox.send_nowait((text, version))
         except anyio.WouldBlock:
             waiting = self.outbox.statistics().current_buffer_used
             self.close(POLICY, f"too slow: {waiting} messages were waiting unread")
@@ -85,7 +95,7 @@ class Client:
             return False
         return True
 
-    async def reply(self, text: str, patience: float) -> None:
+    async def reply(self, text: str, patience: float, version: int | None = None) -> None:
         """Queue an answer to the client's own message, waiting up to `patience` s for room: a client that
         writes faster than it reads is slowed down (its next message is read once this one is queued),
         never dropped; one that stops reading is closed as too slow."""
@@ -93,7 +103,7 @@ class Client:
             return
         try:
             with anyio.fail_after(patience):
-                await self.outbox.send(text)
+                await self.outbox.send((text, version))
         except TimeoutError:
             self.close(POLICY, f"too slow: a reply waited {patience:g} s for the client to read")
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -102,11 +112,18 @@ class Client:
     def update(self, update: Update) -> bool:
         """Queue an `analytics_update` (see `offer`), remembering what it showed and when."""
         self.showed(update)
-        return self.offer(update.text)
+        return self.offer(update.text, update.version)
 
     def showed(self, update: Update) -> None:
         """Remember that `update` was queued for this client, and when."""
         self.shown, self.updated_at = update.figures, anyio.current_time()
+        if update.version is not None and (self.version is None or update.version > self.version):
+            self.version = update.version
+
+    def behind(self, update: Update) -> bool:
+        """Whether `update` is of an older data version than one already queued for this client (it was
+        computed before an import whose figures the client has been sent meanwhile)."""
+        return update.version is not None and self.version is not None and update.version < self.version
 
     def close(self, code: int, reason: str) -> None:
         """Ask the session to close with `code` (the first request wins) and stop its tasks."""
@@ -117,10 +134,12 @@ class Client:
 
 @dataclass(frozen=True, slots=True)
 class Update:
-    """An `analytics_update` message and a fingerprint of its figures (the dashboard but its instant)."""
+    """An `analytics_update` message, a fingerprint of its figures (the dashboard but its instant) and
+    its data version (both None for an error message)."""
 
     text: str
     figures: int | None
+    version: int | None = None
 
 
 class Hub:
@@ -144,7 +163,7 @@ class Hub:
             raise AnalyticsError(
                 "rate_limited", f"too many WebSockets for this API key: at most {per_key} at once"
             )
-        outbox, inbox = anyio.create_memory_object_stream[str](self.door.options.queue_messages)
+        outbox, inbox = anyio.create_memory_object_stream[Outgoing](self.door.options.queue_messages)
         client = Client(next(self._ids), principal, credential, Filter.ALL, Period.H24, outbox, inbox)
         self.clients[client.id] = client
         return client
@@ -229,7 +248,14 @@ class Hub:
         for (filter, period), members in groups.items():
             update = await self.update_of(filter, period)
             for client in members:
-                if client.preferences == (filter, period) and not client.switching and wanted(client, update):
+                # Preferences unchanged since, not in the middle of a switch, and no newer import shown
+                # to it meanwhile.
+                if (
+                    client.preferences == (filter, period)
+                    and not client.switching
+                    and not client.behind(update)
+                    and wanted(client, update)
+                ):
                     client.update(update)
 
     async def update_of(self, filter: Filter, period: Period) -> Update:
@@ -251,7 +277,7 @@ class Hub:
         wire = result.dashboard.to_wire()
         text = messages.analytics_update(dumps(wire), result.data_version)
         wire["metrics"] = {**wire["metrics"], "timestamp": None}
-        return Update(text, hash(dumps(wire)))
+        return Update(text, hash(dumps(wire)), result.data_version)
 
     async def close_all(
         self, code: int = GOING_AWAY, reason: str = "server shutting down", wait: float = 5.0

@@ -148,12 +148,14 @@ class Session:
             return
         filter, period = request.filter or client.filter, request.period or client.period
         update = await self.hub.update_of(filter, period)
+        while client.behind(update):  # an import was pushed to it meanwhile: answer with its figures
+            update = await self.hub.update_of(filter, period)
         # Every push from now on follows the new preferences; none is queued until the ack and its
         # update are (sending yields, and a push queued meanwhile would come before the ack).
         client.filter, client.period, client.switching = filter, period, True
         try:
             await client.reply(messages.preferences_ack(filter, period), self.door.options.send_timeout)
-            await client.reply(update.text, self.door.options.send_timeout)
+            await client.reply(update.text, self.door.options.send_timeout, update.version)
         finally:
             client.switching = False
         client.showed(update)
@@ -167,10 +169,16 @@ class Session:
             raise
 
     async def _write(self, client: Client) -> None:
-        """Send queued messages in order; close the session if one send takes too long."""
+        """Send queued messages in order, but never an update older than one sent before it (the client
+        has newer figures already); close the session if one send takes too long."""
         timeout = self.door.options.send_timeout
+        sent: int | None = None
         try:
-            async for text in client.inbox:
+            async for text, version in client.inbox:
+                if version is not None:
+                    if sent is not None and version < sent:
+                        continue
+                    sent = version
                 with anyio.fail_after(timeout):
                     await self.websocket.send_text(text)
         except TimeoutError:

@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import socket
+import threading
 from collections import Counter
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -20,8 +22,10 @@ from websockets.exceptions import InvalidStatus
 
 from cymetica_mcp.auth import KeyRing
 from cymetica_mcp.engine import Engine, Result, open_engine
+from cymetica_mcp.ingest import import_files
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.windows import iso
 from tests.conftest import NOW
 
 from .conftest import Served, serving
@@ -377,3 +381,85 @@ async def test_a_client_that_writes_ahead_and_reads_its_replies_is_never_dropped
                 kinds[(await receive(ws))["type"]] += 1
         await ws.send('{"type":"ping"}')
         assert (await next_of(ws, "pong"))["type"] == "pong"  # still open
+
+
+class HeldEngine(Engine):
+    """An engine that, once armed, holds its next computation of one (filter, period), once computed,
+    until released: a slow dashboard that an import overtakes."""
+
+    def __init__(self, store: SQLiteStore, held: tuple[Filter, Period]) -> None:
+        fixed = open_engine(store, now=NOW)
+        super().__init__(store, clock=fixed.clock)
+        fixed.close()
+        self.held = held
+        self.armed = threading.Event()
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def result(self, filter: Filter, period: Period, now: int | None = None) -> Result:
+        result = super().result(filter, period, now)
+        if (filter, period) == self.held and self.armed.is_set():
+            self.armed.clear()
+            self.holding.set()
+            self.release.wait(10)
+        return result
+
+
+def _import_a_trade(store: SQLiteStore, folder: Path) -> int:
+    """A new human and one trade of theirs a minute before NOW, imported as another process would."""
+    users, trades = folder / "race-users.csv", folder / "race-trades.csv"
+    users.write_text(f"user_id,kind,capital_usdc,created_at\nrace-h,human,1000,{iso(NOW - 86_400)}\n")
+    trades.write_text(f"trade_id,user_id,ts,volume_usdc,pnl_usdc\nrace-1,race-h,{iso(NOW - 60)},250,5\n")
+    return import_files(store, users=users, trades=trades).data_version
+
+
+async def test_an_update_computed_before_an_import_never_follows_one_computed_after_it(
+    demo_store: SQLiteStore, api_key: str, tmp_path: Path
+) -> None:
+    # Found by the soak's reasoning about `set_preferences`: its dashboard is computed on a worker thread
+    # while the hub may push the next import's figures to the same client; the answer must not then bring
+    # the older data version after the newer one.
+    engine = HeldEngine(demo_store, (Filter.HUMANS, Period.D7))
+    with serving(
+        demo_store, engine, push_interval=3_600, heartbeat_interval=3_600, change_check_interval=0.05
+    ) as served:
+        async with connect(f"{served.ws_url}?token={api_key}") as ws:
+            first = await next_of(ws, "analytics_update")
+            await anyio.sleep(1.1)  # past the one-update-a-second bound, so the import is pushed at once
+            engine.armed.set()
+            await ws.send(json.dumps({"type": "set_preferences", "filter": "humans", "period": "7d"}))
+            await eventually(engine.holding.is_set)
+            version = await anyio.to_thread.run_sync(_import_a_trade, demo_store, tmp_path)
+            pushed = await next_of(ws, "analytics_update")  # the import, for all/24h it still follows
+            engine.release.set()
+            ack = await next_of(ws, "preferences_ack")
+            answer = await next_of(ws, "analytics_update")
+    assert first["data_version"] < version == pushed["data_version"]
+    assert pushed["data"]["metrics"]["filter"] == "all" and ack["filter"] == "humans"
+    assert answer["data_version"] == version, "the answer went back to the data version before the import"
+    assert answer["data"] == served.engine.dashboard(Filter.HUMANS, Period.D7, NOW).to_wire()
+
+
+async def test_a_push_computed_before_an_import_is_not_sent_after_the_import_was(
+    demo_store: SQLiteStore, api_key: str, tmp_path: Path
+) -> None:
+    engine = HeldEngine(demo_store, (Filter.ALL, Period.H24))
+    with serving(
+        demo_store, engine, push_interval=3_600, heartbeat_interval=3_600, change_check_interval=0.05
+    ) as served:
+        async with connect(f"{served.ws_url}?token={api_key}") as ws:
+            first = await next_of(ws, "analytics_update")
+            await anyio.sleep(1.1)  # past the update bound, and past the cache's second: a push computes
+            engine.armed.set()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(served.push)  # its dashboard is held once computed, before the import
+                await eventually(engine.holding.is_set)
+                version = await anyio.to_thread.run_sync(_import_a_trade, demo_store, tmp_path)
+                pushed = await next_of(ws, "analytics_update")
+                engine.release.set()
+            await ws.send(json.dumps({"type": "ping"}))
+            after = await receive(ws)  # the tick is over: anything it sent came before this pong
+    assert first["data_version"] < version == pushed["data_version"]
+    assert after["type"] == "pong", (
+        f"after the import's update came {after['type']} {after.get('data_version')}"
+    )
