@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cymetica_mcp import __version__
-from cymetica_mcp.cli import _maintenance, _simulate
+from cymetica_mcp.cli import _index, _maintenance, _simulate
 from cymetica_mcp.cli import _mcp as cli_mcp
 from cymetica_mcp.cli import _web as cli_web
 from cymetica_mcp.config import Settings, load_settings, parse_now
@@ -72,6 +72,7 @@ def _extend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cli_web.add_commands(commands)
     _simulate.add_commands(commands)
     _maintenance.add_commands(commands)
+    _index.add_commands(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import sys
 from pydantic import ValidationError
 
 from cymetica_mcp.auth import Authenticator, configured_secret
+from cymetica_mcp.cli._index import add_horizon, horizon_days
 from cymetica_mcp.config import Settings
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
@@ -112,6 +113,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=INGEST_QUEUE,
         help=f"ingest requests that may wait for the store's writer; more get 503 (default: {INGEST_QUEUE})",
     )
+    add_horizon(serve)
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a JWT (1 hour) for an API key")
@@ -164,7 +166,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from cymetica_mcp.web import base_url, bind, create_app, make_server  # the server stack loads only here
 
     store = open_store(settings.db)
-    engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds)
+    engine = open_engine(
+        store, now=settings.now, max_age=settings.cache_seconds, horizon_days=horizon_days(args)
+    )
     authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
     try:
         try:
