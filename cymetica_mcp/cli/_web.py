@@ -155,6 +155,7 @@ def banner(url: str, settings: Settings, data_version: int) -> str:
         f"  WebSocket  {ws}/ws/analytics?token=<JWT or API key>",
         f"  MCP        {url}/mcp  (Streamable HTTP, Authorization: Bearer)",
         f"  health     {url}/healthz  {url}/readyz",
+        f"  metrics    {url}/metrics  (Prometheus text, Authorization: Bearer)",
         f'  try        curl -H "Authorization: Bearer $CYMETICA_API_KEY" "{dashboard}"',
     ]
     if settings.now is not None:

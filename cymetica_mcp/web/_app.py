@@ -41,6 +41,7 @@ from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
 from cymetica_mcp.web._jsonrpc import RequestIdGuard
 from cymetica_mcp.web._logs import install_redaction
+from cymetica_mcp.web._metrics import Measured, Metrics, metrics_route
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
 from cymetica_mcp.web._ratelimit import RateLimiter
@@ -99,12 +100,14 @@ def create_app(
     limiter = RateLimiter(options.rate_per_minute, options.rate_burst, clock=limiter_clock)
     door = Door(engine, authenticator, limiter, options)
     hub = Hub(door)
-    writer = WriterQueue(options.ingest_queue)
+    metrics = Metrics(engine, hub)
+    writer = metrics.counting(WriterQueue(options.ingest_queue))
     routes: list[BaseRoute] = [
         *rest_routes(door),  # first: the router tries each path in turn, and dashboards are the traffic
         *ingest_routes(door, writer),
         *health_routes(engine.store),
         websocket_route(hub),
+        metrics_route(door, metrics),
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
@@ -121,6 +124,7 @@ def create_app(
                 await stack.enter_async_context(mcp_server.session_manager.run())
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(hub.run)
+                tasks.start_soon(metrics.run)
                 try:
                     yield
                 finally:
@@ -130,7 +134,10 @@ def create_app(
 
     public = urlsplit(options.public_url)
     trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")
-    middleware = [Middleware(OriginGuard, allowed_origins=trusted, loopback_only=options.loopback_only)]
+    middleware = [
+        Middleware(Measured, metrics=metrics),
+        Middleware(OriginGuard, allowed_origins=trusted, loopback_only=options.loopback_only),
+    ]
     if options.allowed_origins:
         middleware.append(
             Middleware(
