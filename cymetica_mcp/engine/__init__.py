@@ -15,6 +15,7 @@ from cymetica_mcp.engine._engine import (
     keep_index,
     kept_info,
     open_engine,
+    prepare_index,
     rebuild_index,
     system_clock,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "keep_index",
     "kept_info",
     "open_engine",
+    "prepare_index",
     "rebuild_index",
     "system_clock",
 ]

@@ -349,3 +349,17 @@ def rebuild_index(store: Store, horizon_days: int = HORIZON_DAYS, now: int | Non
     if found is None:
         raise AnalyticsError("internal", f"the index written at {path} cannot be read back")
     return found
+
+
+def prepare_index(
+    store: Store, horizon_days: int = HORIZON_DAYS, now: int | None = None
+) -> _kept.KeptInfo | None:
+    """Make sure a usable index is kept beside the store (rebuilt from the rows if there is none, it
+    is of another history or horizon, or ahead of the store), so that processes about to start map
+    it instead of each building its own; on this thread, starting none. None: the store keeps none."""
+    path = store.index_path
+    if path is None:
+        return None
+    if _kept.read(path, store, horizon_days * DAY) is not None:
+        return _kept.info(path)
+    return rebuild_index(store, horizon_days, now)

@@ -179,6 +179,7 @@ def _mcp(
         # OriginGuard checks Host and Origin for every route of this app, /mcp included.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_sessions=options.mcp_sessions,
+        stateless_http=options.mcp_stateless,
     )
     limit_sessions_per_key(server, options.mcp_sessions_per_key)
     return server, app
