@@ -150,7 +150,10 @@ def _aligned(offset: int) -> int:
 def info(path: Path) -> KeptInfo | None:
     """What the file at `path` holds, from its header; None if there is no whole kept index there."""
     header = _header(path)
-    if header is None or not _whole(header, path.stat().st_size):
+    try:
+        if header is None or not _whole(header, path.stat().st_size):
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     return KeptInfo(
         path,
@@ -199,9 +202,9 @@ def read(path: Path, store: Store, horizon: int) -> TradeIndex | None:
             if not _whole(header, size):
                 return None  # cut short: rebuilt
             mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) if size else None
-    except (OSError, ValueError):
+        return _index(header, _views(layout, mapped))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):  # not a file this program wrote
         return None
-    return _index(header, _views(layout, mapped))
 
 
 def _whole(header: dict[str, Any], size: int) -> bool:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cymetica_mcp.cli import main
 from cymetica_mcp.engine import Engine, TradeIndex, kept_info
+from cymetica_mcp.ingest import import_files
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import SQLiteStore
 from tests.cli.test_cli import cli
@@ -35,3 +42,25 @@ def test_a_horizon_shorter_than_90_days_is_refused_with_what_is_accepted(demo_st
     assert done.returncode == 2
     assert "--horizon-days 30" in done.stderr and "0 (all history) or at least 90" in done.stderr
     assert kept_info(demo_store) is None
+
+
+def test_status_says_whether_the_kept_index_is_current_behind_or_ahead(
+    demo_store: SQLiteStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(demo_store.path)
+    backup = tmp_path / "backup.db"
+    demo_store.backup(backup)
+    assert main(["--db", db, "index", "rebuild", "--horizon-days", "0"]) == 0
+    assert "4,000 trades since 1970-01-01T00:00:00Z" in capsys.readouterr().out
+    assert main(["--db", db, "index", "status"]) == 0
+    assert "(current)" in capsys.readouterr().out
+    users = tmp_path / "users.csv"
+    users.write_text("user_id,kind,capital_usdc,created_at\nlate,human,1,2026-01-01T00:00:00Z\n")
+    import_files(demo_store, users)
+    assert main(["--db", db, "index", "status"]) == 0
+    assert f"behind the store's {demo_store.data_version()}" in capsys.readouterr().out
+    assert main(["--db", str(backup), "index", "status"]) == 1  # no file beside the backup
+    assert main(["--db", db, "index", "rebuild", "--horizon-days", "0"]) == 0
+    shutil.copy(demo_store.index_path, backup.with_name(backup.name + ".index"))
+    assert main(["--db", str(backup), "index", "status"]) == 0
+    assert "ahead of the store's 1: not used" in capsys.readouterr().out

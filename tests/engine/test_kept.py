@@ -3,6 +3,8 @@ rebuilt when missing, cut short, foreign, ahead of the store or of another horiz
 
 from __future__ import annotations
 
+import fcntl
+import json
 import random
 import shutil
 import sqlite3
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cymetica_mcp.engine import Engine, TradeIndex, compute, keep_index, kept_info
+from cymetica_mcp.engine import Engine, TradeIndex, compute, keep_index, kept_info, prepare_index
 from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import SQLiteStore
@@ -137,3 +139,34 @@ def test_a_file_that_cannot_be_written_leaves_the_engine_working(tmp_path: Path,
     engine = started(store)
     assert engine.load_source == "store" and kept_info(store) is None
     assert engine.dashboard(Filter.ALL, Period.H24).metrics.trading_volume.value > 0
+
+
+def test_a_header_this_program_did_not_write_is_rebuilt(demo_store: SQLiteStore) -> None:
+    started(demo_store)
+    path = demo_store.index_path
+    data = path.read_bytes()
+    length = int.from_bytes(data[8:16], "little")
+    header = json.loads(data[16 : 16 + length])
+    header["runs"] = {"main": {}}  # every key there, the structure wrong
+    text = json.dumps(header).encode().ljust(length)
+    path.write_bytes(data[:8] + len(text).to_bytes(8, "little") + text + data[16 + length :])
+    assert kept_info(demo_store) is not None  # the header reads...
+    assert started(demo_store).load_source == "store"  # ...but the index does not: rebuilt
+
+
+def test_prepare_index_builds_once_and_then_reuses(demo_store: SQLiteStore) -> None:
+    assert kept_info(demo_store) is None
+    made = prepare_index(demo_store, 120, NOW)
+    assert made is not None and made.version == demo_store.data_version()
+    again = prepare_index(demo_store, 120, NOW)
+    assert again == made  # the same file, not written again
+    assert prepare_index(demo_store, 0, NOW) != made  # another horizon: rebuilt
+    assert started(demo_store).load_source == "kept"
+
+
+def test_another_process_writing_the_file_is_left_to_it(demo_store: SQLiteStore) -> None:
+    path = demo_store.index_path
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # held as a writing process would
+        assert keep_index(demo_store, TradeIndex.load(demo_store)) is None
+    assert kept_info(demo_store) is None
