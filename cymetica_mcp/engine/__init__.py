@@ -17,6 +17,7 @@ from cymetica_mcp.engine._engine import (
     open_engine,
     prepare_index,
     rebuild_index,
+    refresh_index,
     system_clock,
 )
 from cymetica_mcp.engine._index import TradeIndex
@@ -36,5 +37,6 @@ __all__ = [
     "open_engine",
     "prepare_index",
     "rebuild_index",
+    "refresh_index",
     "system_clock",
 ]

@@ -363,3 +363,22 @@ def prepare_index(
     if _kept.read(path, store, horizon_days * DAY) is not None:
         return _kept.info(path)
     return rebuild_index(store, horizon_days, now)
+
+
+def refresh_index(store: Store, now: int | None = None) -> _kept.KeptInfo | None:
+    """Bring the index kept beside the store up to the store's version (after an import), with the
+    horizon it was kept with; None when none is kept (the next server builds and keeps one)."""
+    kept = kept_info(store)
+    if kept is None or store.index_path is None:
+        return None
+    at = system_clock() if now is None else now
+    index = _kept.read(store.index_path, store, kept.horizon)
+    if index is None:  # of another history, or ahead: rebuilt from the rows
+        return rebuild_index(store, kept.horizon // DAY, at)
+    fresh = index.refreshed(store, now=at)
+    if fresh.version == kept.version:
+        return kept
+    with store.snapshot() as snapshot:
+        fingerprint = snapshot.trade_fingerprint(fresh.last_trade)
+    _kept.write(fresh, store.index_path, fingerprint)
+    return _kept.info(store.index_path)

@@ -64,3 +64,31 @@ def test_status_says_whether_the_kept_index_is_current_behind_or_ahead(
     shutil.copy(demo_store.index_path, backup.with_name(backup.name + ".index"))
     assert main(["--db", str(backup), "index", "status"]) == 0
     assert "ahead of the store's 1: not used" in capsys.readouterr().out
+
+
+def test_an_import_brings_the_kept_index_up_to_date_unless_told_not_to(
+    demo_store: SQLiteStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(demo_store.path)
+    with demo_store.read() as conn:
+        user = conn.execute("SELECT user_id FROM users LIMIT 1").fetchone()[0]
+    trades = tmp_path / "t.csv"
+    trades.write_text(f"trade_id,user_id,ts,volume_usdc,pnl_usdc\nk1,{user},2026-03-20T12:00:00Z,5,1\n")
+    assert main(["--db", db, "import", "--trades", str(trades)]) == 0
+    assert "kept index" not in capsys.readouterr().out  # none kept: nothing to bring up to date
+    assert main(["--db", db, "index", "rebuild"]) == 0
+    more = tmp_path / "more.csv"
+    more.write_text(f"trade_id,user_id,ts,volume_usdc,pnl_usdc\nk2,{user},2026-03-20T12:00:01Z,7,-1\n")
+    assert main(["--db", db, "import", "--trades", str(more)]) == 0
+    assert f"brought to data version {demo_store.data_version()} (4,002 trades)" in capsys.readouterr().out
+    engine = Engine(demo_store, clock=lambda: NOW, horizon=120 * 86_400, keep_index=True)
+    assert engine.index().trade_count == 4_002 and engine.load_source == "kept"
+    assert engine.dashboard(Filter.ALL, Period.H24) == Engine(demo_store, clock=lambda: NOW).dashboard(
+        Filter.ALL, Period.H24
+    )
+    engine.close()
+    last = tmp_path / "last.csv"
+    last.write_text(f"trade_id,user_id,ts,volume_usdc,pnl_usdc\nk3,{user},2026-03-20T12:00:02Z,9,2\n")
+    assert main(["--db", db, "import", "--no-index", "--trades", str(last)]) == 0
+    info = kept_info(demo_store)
+    assert info is not None and info.version == demo_store.data_version() - 1
