@@ -171,7 +171,7 @@ class Engine:
             "invalid_as_of",
             f"as_of {iso(at)} is beyond this server's horizon: a {period.value} dashboard at that instant "
             f"needs trades from {iso(need)}, and the server holds the last {self.horizon // DAY} days of "
-            f"trades, from {iso(index.cutoff)} on (serve --horizon-days); accepted: a {period.value} "
+            f"trades, from {iso(index.cutoff)} on (--horizon-days of serve and mcp); accepted: a {period.value} "
             f"as_of from {iso(earliest)} on, or a server with a longer horizon",
         )
 
