@@ -72,14 +72,14 @@ bench-quick: install
 
 # Issue 16's scale targets at 100M trades by 200k users over 95 days: not in CI. It needs about 45 GB
 # free under benchmarks/data (the CSV, the pristine store, the run's copies, the kept index) and about
-# an hour on 2 cores the first time (generating the data is a third of it).
+# 25 minutes on 2 cores the first time (10 of them generating the data), 12 after.
 BENCH_100M_GB ?= 45
 
 bench-100m: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	@mkdir -p benchmarks/data
 	@free=$$(df -Pk benchmarks/data | awk 'NR == 2 {print int($$4 / 1048576)}'); \
-	echo "bench-100m: 100M trades, 200k users, 95 days; needs about $(BENCH_100M_GB) GB of disk (free: $$free GB) and about an hour"; \
+	echo "bench-100m: 100M trades, 200k users, 95 days; needs about $(BENCH_100M_GB) GB of disk (free: $$free GB) and about 25 minutes the first time (10 of them generating the data), 12 after"; \
 	test "$$free" -ge "$(BENCH_100M_GB)" || { echo "not enough free disk under benchmarks/data: $$free GB < $(BENCH_100M_GB) GB"; exit 1; }
 	$(BIN)/python -m benchmarks.run --size 100m --no-doors
 
