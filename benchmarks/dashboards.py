@@ -18,7 +18,7 @@ from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import SQLiteStore
 
 ENGINE_REPS: Final = 5
-REFERENCE_REPS: Final = {"quick": 5, "full": 3}
+REFERENCE_REPS: Final = {"quick": 5, "full": 3, "100m": 3}
 LIVE_ROUNDS: Final = 200
 
 

@@ -55,6 +55,7 @@ class Size:
 SIZES: Final[dict[str, Size]] = {
     "quick": Size("quick", users=20_000, trades=1_000_000),
     "full": Size("full", users=50_000, trades=10_000_000),
+    "100m": Size("100m", users=200_000, trades=100_000_000),
 }
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks import attack, doors, ingest
+from benchmarks import attack, doors, ingest, startup, workers
 from benchmarks.dashboards import (
     REFERENCE_REPS,
     Side,
@@ -40,7 +40,7 @@ from cymetica_mcp.engine import Engine
 from cymetica_mcp.store import SQLiteStore
 
 RESULTS: Final = Path(__file__).resolve().parent / "results"
-SIZE_LABELS: Final = {"quick": "1M", "full": "10M"}
+SIZE_LABELS: Final = {"quick": "1M", "full": "10M", "100m": "100M"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-ingest", action="store_true", help="skip the ingest-over-HTTP targets")
     parser.add_argument("--no-attack", action="store_true", help="skip the wrong-key flood target")
+    parser.add_argument("--no-workers", action="store_true", help="skip the serve --workers curve")
     parser.add_argument("--strict", action="store_true", help="exit 2 when a target fails")
     args = parser.parse_args(argv)
     begun = time.perf_counter()
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         run.details["sqlite3_import"] = cli
         import_rows(run, imported, cli)
         memory_rows(run, store_path)
+        log("server start-up: from the rows, then from the kept index (serve, a process each) ...")
+        started_up = startup.measure(store_path)
+        run.details["startup"] = started_up
+        for row in startup.rows(started_up, run.data.size.trades):
+            run.add(row)
 
         log("loading the engine's index and DuckDB's tables in this process ...")
         store = SQLiteStore(store_path)
@@ -180,6 +186,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("doors (REST, MCP stdio, WebSocket) ...")
             for row in doors.measure(store_path, NOW, log):
+                run.add(row)
+        if args.no_doors or args.no_workers:
+            run.add(skipped("workers_rest", "REST req/s, serve --workers 2 vs 1", ">= 1.3 x ref", "skipped"))
+        else:
+            log("serve --workers 1, 2, 4: REST req/s ...")
+            run.details["workers"] = curve = workers.curve(store_path, NOW)
+            for row in workers.rows(curve):
                 run.add(row)
         if args.no_doors or args.no_ingest:
             for key, what, target in ingest.TARGETS:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cymetica_mcp import __version__
-from cymetica_mcp.cli import _maintenance, _simulate
+from cymetica_mcp.cli import _index, _maintenance, _simulate
 from cymetica_mcp.cli import _mcp as cli_mcp
 from cymetica_mcp.cli import _web as cli_web
 from cymetica_mcp.config import Settings, load_settings, parse_now
-from cymetica_mcp.engine import Engine, system_clock
+from cymetica_mcp.engine import Engine, refresh_index, system_clock
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import DemoSpec, ImportReport, import_files, write_demo
 from cymetica_mcp.models import Dashboard, Filter, Period
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--users", type=Path, help="users file: user_id, kind, capital_usdc, created_at")
     imp.add_argument("--trades", type=Path, help="trades file: trade_id, user_id, ts, volume_usdc, pnl_usdc")
     imp.add_argument("--format", choices=["csv", "jsonl"], help="override detection by file extension")
+    imp.add_argument(
+        "--no-index",
+        action="store_true",
+        help="leave the index kept beside the store (<db>.index) as it is; by default an import brings it up to date",
+    )
     imp.set_defaults(run=_import)
 
     dash = commands.add_parser("dashboard", help="compute the analytics dashboard")
@@ -72,6 +77,7 @@ def _extend(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     cli_web.add_commands(commands)
     _simulate.add_commands(commands)
     _maintenance.add_commands(commands)
+    _index.add_commands(commands)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,7 +141,12 @@ def _report(report: ImportReport) -> None:
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
     store = open_store(settings.db)
-    _report(import_files(store, args.users, args.trades, args.format, _progress_bar("importing")))
+    report = import_files(store, args.users, args.trades, args.format, _progress_bar("importing"))
+    _report(report)
+    if report.data_version and not args.no_index:
+        kept = refresh_index(store, settings.now)  # a server started next maps it at once
+        if kept is not None:
+            print(f"kept index {kept.path} brought to data version {kept.version} ({kept.trades:,} trades)")
     return 0
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from cymetica_mcp.auth import Authenticator, KeyInfo, KeyRing, configured_secret, rotate_jwt_secret
+from cymetica_mcp.cli._index import add_horizon, horizon_days
 from cymetica_mcp.config import Settings
 from cymetica_mcp.engine import open_engine
 from cymetica_mcp.errors import AnalyticsError
@@ -58,6 +59,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     mcp = commands.add_parser(
         "mcp", help="run the MCP server over stdio (key from CYMETICA_API_KEY); for hosts like Claude Desktop"
     )
+    add_horizon(mcp)
     mcp.set_defaults(run=_mcp)
 
 
@@ -169,7 +171,9 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
     from cymetica_mcp.mcp_server import create_server  # the SDK loads only for this command
 
     store = open_store(settings.db)
-    engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds)
+    engine = open_engine(
+        store, now=settings.now, max_age=settings.cache_seconds, horizon_days=horizon_days(args)
+    )
     authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
     try:
         _check_key(authenticator, settings.api_key)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
 from cymetica_mcp.auth import Authenticator, configured_secret
+from cymetica_mcp.cli._index import add_horizon, horizon_days
+from cymetica_mcp.cli._workers import listener, reserve, shared_metrics_folder, supervise
 from cymetica_mcp.config import Settings
-from cymetica_mcp.engine import open_engine
+from cymetica_mcp.engine import open_engine, prepare_index
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store import open_store
 from cymetica_mcp.web import (
@@ -112,6 +115,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=INGEST_QUEUE,
         help=f"ingest requests that may wait for the store's writer; more get 503 (default: {INGEST_QUEUE})",
     )
+    add_horizon(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes behind the one port (default: 1); with more than one, MCP over HTTP is "
+        "stateless and the rate, WebSocket and failed-credential limits apply per process",
+    )
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a JWT (1 hour) for an API key")
@@ -154,6 +165,7 @@ def banner(url: str, settings: Settings, data_version: int) -> str:
         f"  WebSocket  {ws}/ws/analytics?token=<JWT or API key>",
         f"  MCP        {url}/mcp  (Streamable HTTP, Authorization: Bearer)",
         f"  health     {url}/healthz  {url}/readyz",
+        f"  metrics    {url}/metrics  (Prometheus text, Authorization: Bearer)",
         f'  try        curl -H "Authorization: Bearer $CYMETICA_API_KEY" "{dashboard}"',
     ]
     if settings.now is not None:
@@ -162,30 +174,51 @@ def banner(url: str, settings: Settings, data_version: int) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    workers: int = args.workers
+    if workers < 1:
+        raise AnalyticsError("invalid_argument", f"--workers {workers}: accepted: 1 or more")
+    horizon = horizon_days(args)
+    if workers > 1:
+        shared_metrics_folder()  # before the server stack loads prometheus_client
     from cymetica_mcp.web import base_url, bind, create_app, make_server  # the server stack loads only here
 
-    store = open_store(settings.db)
-    engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds)
-    authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
     try:
+        sock = bind(args.host, args.port) if workers == 1 else reserve(args.host, args.port)
+    except OSError as exc:
+        raise AnalyticsError(
+            "invalid_argument", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    url = (args.public_url or base_url(sock)).rstrip("/")
+    options = _options(args, url).model_copy(update={"mcp_stateless": workers > 1})
+
+    def serve_one(listening: Callable[[], None] = lambda: None) -> int:
+        store = open_store(settings.db)
+        engine = open_engine(store, now=settings.now, max_age=settings.cache_seconds, horizon_days=horizon)
+        authenticator = Authenticator(store, configured_secret(settings.jwt_secret))
         try:
-            sock = bind(args.host, args.port)
-        except OSError as exc:
-            raise AnalyticsError(
-                "invalid_argument", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-            ) from None
-        url = (args.public_url or base_url(sock)).rstrip("/")
-        app = create_app(engine, authenticator, _options(args, url))
-        server = make_server(app, log_level=settings.log_level)
-        print(banner(url, settings, engine.data_version()), flush=True)
-        try:
-            server.run(sockets=[sock])
+            server = make_server(create_app(engine, authenticator, options), log_level=settings.log_level)
+            if workers == 1:
+                server.run(sockets=[sock])
+            else:
+                with listener(args.host, sock.getsockname()[1]) as own:
+                    listening()
+                    server.run(sockets=[own])
         finally:
-            sock.close()
+            engine.close()
+            authenticator.close()
+        return 0
+
+    try:
+        store = open_store(settings.db)
+        if workers == 1:
+            print(banner(url, settings, store.data_version()), flush=True)
+            return serve_one()
+        # the workers map one kept index instead of each building its own from the rows
+        prepare_index(store, horizon, settings.now)
+        text = banner(url, settings, store.data_version()) + f"\n  workers    {workers} processes"
+        return supervise(workers, serve_one, lambda: print(text, flush=True))
     finally:
-        engine.close()
-        authenticator.close()
-    return 0
+        sock.close()
 
 
 def _token(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,8 +8,35 @@ store only through the store's interface.
 
 from __future__ import annotations
 
-from cymetica_mcp.engine._engine import Engine, Result, open_engine, system_clock
+from cymetica_mcp.engine._engine import (
+    HORIZON_DAYS,
+    Engine,
+    Result,
+    keep_index,
+    kept_info,
+    open_engine,
+    prepare_index,
+    rebuild_index,
+    refresh_index,
+    system_clock,
+)
 from cymetica_mcp.engine._index import TradeIndex
+from cymetica_mcp.engine._kept import KeptInfo
 from cymetica_mcp.engine._metrics import ROI_RANGES, compute
 
-__all__ = ["ROI_RANGES", "Engine", "Result", "TradeIndex", "compute", "open_engine", "system_clock"]
+__all__ = [
+    "HORIZON_DAYS",
+    "ROI_RANGES",
+    "Engine",
+    "KeptInfo",
+    "Result",
+    "TradeIndex",
+    "compute",
+    "keep_index",
+    "kept_info",
+    "open_engine",
+    "prepare_index",
+    "rebuild_index",
+    "refresh_index",
+    "system_clock",
+]

@@ -5,6 +5,11 @@ rollups (`_rollups`). New trades land in a small sorted `delta` run beside the l
 in an LSM tree), so an import costs work proportional to the new trades; the delta is merged into
 main once it grows past an eighth of it. The store stays the truth: the index is rebuilt from it at
 will, read through the store's `Snapshot`.
+
+With a horizon (seconds), the index holds only the trades since its `cutoff`: a day boundary at least
+`horizon` before the earlier of its newest trade and the clock. The cutoff moves forward each time main
+is rebuilt (so memory follows the trading rate over the horizon, not the whole history); older trades
+stay in the store, and a question that needs them is refused by the engine (`Engine.result`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from cymetica_mcp.engine._runs import I64, SHIFT, Kinds, Run, Totals
 from cymetica_mcp.store import Snapshot, Store
 
 DELTA_MIN: Final = 1 << 18
+DAY: Final = 86_400
 M_TRIM_THRESHOLD: Final = -1
 M_MMAP_THRESHOLD: Final = -3
 """glibc's `mallopt` parameter numbers (malloc.h)."""
@@ -65,15 +71,28 @@ class TradeIndex:
     delta: Run
     traders: tuple[I64, I64, I64]
     rollups: dict[int, Rollup]
+    horizon: int = 0
+    """Seconds of history kept before the newest trade (or the clock, if earlier); 0: all of it."""
+    cutoff: int = 0
+    """The oldest instant whose trades the index holds (0: every trade)."""
 
     @property
     def trade_count(self) -> int:
         """How many trades the index holds."""
         return self.main.size + self.delta.size
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the index's arrays (runs, directories, timeline, users, traders, rollups)."""
+        users = self.kind.nbytes + self.capital.nbytes + sum(t.nbytes for t in self.traders)
+        rollups = sum(r.nbytes for r in self.rollups.values())
+        return int(self.main.nbytes + self.delta.nbytes + users + rollups)
+
     @classmethod
-    def load(cls, store: Store) -> TradeIndex:
-        """Build the index from the whole store."""
+    def load(cls, store: Store, *, horizon: int = 0, now: int | None = None) -> TradeIndex:
+        """Build the index from the whole store (with a horizon: its trades since the cutoff)."""
+        if horizon < 0:
+            raise ValueError(f"horizon {horizon} s: must be 0 (all history) or more")
         _steady_heap()
         empty = np.zeros(0, dtype=np.int64)
         start = cls(
@@ -87,8 +106,9 @@ class TradeIndex:
             delta=Run.empty(),
             traders=(empty, empty, empty),
             rollups={size: Rollup.empty(size) for size in SIZES},
+            horizon=horizon,
         )
-        return start.refreshed(store)
+        return start.refreshed(store, now=now)
 
     def totals(
         self, users: I64, summed: Sequence[tuple[int, int]], marked: Sequence[tuple[int, int]] = ()
@@ -102,33 +122,39 @@ class TradeIndex:
             traded = [a | b for a, b in zip(traded, more_traded, strict=True)]
         return sums, traded
 
-    def refreshed(self, store: Store) -> TradeIndex:
-        """This index extended with whatever the store committed since it was built."""
+    def refreshed(self, store: Store, now: int | None = None) -> TradeIndex:
+        """This index extended with whatever the store committed since it was built (`now`: the
+        clock, which bounds how far a horizon's cutoff may move)."""
         with store.snapshot() as snapshot:  # one read for the version, the users and the trades
             version = snapshot.data_version()
             if version == self.version:
                 return self
-            extended = self._extended(snapshot, version)
+            extended = self._extended(snapshot, version, now)
         if extended.main is not self.main:
             # a rebuild: once its temporaries and the read's buffers are gone, hand the freed heap
             # back (at 10M trades, about 80 MB that glibc would otherwise keep)
             _return_free_memory()
         return extended
 
-    def _extended(self, snapshot: Snapshot, version: int) -> TradeIndex:
+    def _extended(self, snapshot: Snapshot, version: int, now: int | None) -> TradeIndex:
         kind, capital, kinds_changed = self._users(snapshot)
         last = snapshot.last_trade_id()
-        new = _read_trades(snapshot, self.last_trade, last)
-        main, delta, rollups = self.main, self.delta, self.rollups
+        new = _read_trades(snapshot, self.last_trade, last).since(self.cutoff)
+        main, delta, rollups, cutoff = self.main, self.delta, self.rollups, self.cutoff
         if kinds_changed:
-            main, delta = main.merged(delta).merged(new).with_directory(), Run.empty()
+            main, delta = main.merged(delta).merged(new), Run.empty()
+            cutoff = self._cutoff(main, now)
+            main = main.since(cutoff).with_directory()
             rollups = rollups_of((main,), kind)
         elif new.size:
             counted = [Presence(other, new.key) for other in (main, delta) if other.size]
             rollups = {size: r.plus(new, kind, counted) for size, r in rollups.items()}
             delta = delta.merged(new)
             if main.size == 0 or delta.size > max(DELTA_MIN, main.size // 8):
-                main, delta = main.merged(delta).with_directory(), Run.empty()
+                main, delta = main.merged(delta), Run.empty()
+                cutoff = self._cutoff(main, now)
+                main = main.since(cutoff).with_directory()
+                rollups = {size: r.since(cutoff) for size, r in rollups.items()}
         traders = self.traders
         if kinds_changed or _any_new(traders[2], new.key >> SHIFT):
             everyone = np.union1d(traders[2], new.key >> SHIFT)
@@ -146,7 +172,17 @@ class TradeIndex:
             delta=delta,
             traders=traders,
             rollups=rollups,
+            cutoff=cutoff,
         )
+
+    def _cutoff(self, run: Run, now: int | None) -> int:
+        """Where the horizon starts for a main run rebuilt from `run`: a day boundary `horizon`
+        before the earlier of its newest trade and `now`, never earlier than the cutoff so far."""
+        if self.horizon == 0:
+            return 0
+        newest = run.newest()
+        latest = newest if now is None else min(now, newest)
+        return max(self.cutoff, (latest - self.horizon) // DAY * DAY)
 
     def _users(self, snapshot: Snapshot) -> tuple[Kinds, I64, bool]:
         """Kinds and capitals with the users changed since this index's version; did a kind change?"""

@@ -71,6 +71,24 @@ class Rollup:
             out[2, :, dst] = self.users[:, src]
         return out[0], out[1], out[2]
 
+    def since(self, cutoff: int) -> Rollup:
+        """Without the buckets that start before `cutoff` (a multiple of every bucket size)."""
+        drop = min(max(cutoff // self.size - self.base, 0), self.volume.shape[1])
+        if drop == 0:
+            return self
+        return Rollup(
+            self.size,
+            self.base + drop,
+            self.volume[:, drop:].copy(),
+            self.trades[:, drop:].copy(),
+            self.users[:, drop:].copy(),
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays."""
+        return int(self.volume.nbytes + self.trades.nbytes + self.users.nbytes)
+
     def plus(self, run: Run, kind: Kinds, counted: Sequence[Presence] = ()) -> Rollup:
         """This rollup with the run's trades added; a user counts once per bucket across all runs
         (`counted`: the run's trades in each run this rollup already holds). A large run is taken a

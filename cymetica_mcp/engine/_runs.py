@@ -26,6 +26,7 @@ SHIFT: Final = 34
 TS_MASK: Final = (1 << SHIFT) - 1
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = TOTAL_LIMIT
+_SLICE: Final = 1 << 20
 DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 6_200_000), (DAY, 8_000_000))
 """(slot width, cell budget) of the main run's directories, finest first; each covers the most
 recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 MB), so every
@@ -170,6 +171,29 @@ class Run:
         # outside the stored range, so the same answer, never another user's key
         ts = min(max(ts, 0), 1 << (SHIFT - 1))
         return np.searchsorted(self.key, (users << SHIFT) + ts, side="left")
+
+    def since(self, cutoff: int) -> Run:
+        """The trades at or after `cutoff` (this run itself when none is older), without directories:
+        build them after trimming."""
+        if self.size == 0 or cutoff <= 0:
+            return self
+        keep = (self.key & TS_MASK) >= cutoff
+        if bool(keep.all()):
+            return self
+        return Run(self.key[keep], _prefix(self.volumes()[keep], self.pnls()[keep]))
+
+    def newest(self) -> int:
+        """The time of the run's latest trade (-1 when it has none)."""
+        if self.size == 0:
+            return -1
+        return max(int((self.key[at : at + _SLICE] & TS_MASK).max()) for at in range(0, self.size, _SLICE))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the run's arrays: keys, running sums, directories and timeline."""
+        tables = sum(d.table.nbytes for d in self.directories)
+        timeline = 0 if self.timeline is None else self.timeline.nbytes
+        return int(self.key.nbytes + self.cum.nbytes + tables + timeline)
 
     @classmethod
     def empty(cls) -> Run:

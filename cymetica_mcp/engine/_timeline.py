@@ -53,6 +53,11 @@ class Timeline:
         offset = (ts - slot * width).astype(np.uint16)
         return cls(width, first, starts, np.concatenate(users)[order], offset)
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays."""
+        return int(self.starts.nbytes + self.user.nbytes + self.offset.nbytes)
+
     def covers(self, ts: int) -> bool:
         """Does the timeline hold every trade at or after `ts`?"""
         return ts >= self.first * self.width

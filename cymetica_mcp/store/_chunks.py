@@ -81,10 +81,14 @@ def inserted_rows(conn: sqlite3.Connection, after: int) -> list[tuple[int, int, 
 def read_columns(conn: sqlite3.Connection, after: int, upto: int) -> Iterator[tuple[I64, I64, I64, I64]]:
     """Blocks of (user_ref, ts, volume, pnl) of the trades with after < id <= upto, in id order."""
     position = after
+    # chunks never overlap, so those reaching past `after` start at the last one that begins at or
+    # before it: a seek on the primary key, not a scan of every chunk's row (at 100M trades, ~100 ms
+    # of cold pages read for the 10k trades of one import)
     chunks = conn.execute(
         "SELECT first_id, last_id, user_ref, ts, volume, pnl FROM trade_chunks"
-        " WHERE last_id > ? AND first_id <= ? ORDER BY first_id",
-        (after, upto),
+        " WHERE first_id >= coalesce((SELECT max(first_id) FROM trade_chunks WHERE first_id <= ?), 0)"
+        " AND last_id > ? AND first_id <= ? ORDER BY first_id",
+        (after, after, upto),
     )
     for first, last, *blobs in chunks:
         if first > position + 1:

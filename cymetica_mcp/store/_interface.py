@@ -154,6 +154,11 @@ class Snapshot(Protocol):
         """Blocks of (user ref, ts, volume, pnl) of the trades with after < ref <= upto, in order."""
         ...
 
+    def trade_fingerprint(self, ref: int) -> str:
+        """Trade `ref`'s stored row as text ('' if there is none), to tell this store's history from
+        another's (a restored backup, a replaced file)."""
+        ...
+
 
 class KeyLookup(Protocol):
     """API key rows looked up on every request, on a connection kept open; thread-safe."""
@@ -242,6 +247,11 @@ class Store(Protocol):
     @property
     def keys(self) -> KeyRows:
         """The API keys."""
+        ...
+
+    @property
+    def index_path(self) -> Path | None:
+        """Where a ready-built index of this store may be kept (a file beside it); None: nowhere."""
         ...
 
     def data_version(self) -> int:

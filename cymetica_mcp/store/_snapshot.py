@@ -31,6 +31,14 @@ class SQLiteSnapshot:
         """The highest trade ref; 0 if none."""
         return int(self.conn.execute("SELECT coalesce(max(id), 0) FROM trades").fetchone()[0])
 
+    def trade_fingerprint(self, ref: int) -> str:
+        """Trade `ref`'s row as text ('' if there is none): a stored trade never changes, so an index
+        built up to `ref` belongs to this store's history only while that row is the same."""
+        row = self.conn.execute(
+            "SELECT trade_id, user_ref, ts, volume_micro, pnl_micro FROM trades WHERE id = ?", (ref,)
+        ).fetchone()
+        return "" if row is None else "\x1f".join(map(str, row))
+
     def trade_columns(self, after: int, upto: int) -> Iterator[tuple[I64, I64, I64, I64]]:
         """Blocks of (user ref, ts, volume, pnl) with after < ref <= upto, from the packed chunks
         wherever they cover."""

@@ -45,6 +45,11 @@ class SQLiteStore:
         return self._location
 
     @property
+    def index_path(self) -> Path:
+        """`<file>.index` beside the store: the engine's ready-built index (a cache; the rows are the truth)."""
+        return self.path.with_name(self.path.name + ".index")
+
+    @property
     def keys(self) -> SQLiteKeys:
         """The API keys."""
         return self._keys

@@ -44,6 +44,7 @@ from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
 from cymetica_mcp.web._jsonrpc import guard_messages
 from cymetica_mcp.web._logs import install_redaction, quiet_client_faults
+from cymetica_mcp.web._metrics import Measured, Metrics, metrics_route
 from cymetica_mcp.web._openapi import openapi_route
 from cymetica_mcp.web._options import WebOptions
 from cymetica_mcp.web._origin import OriginGuard
@@ -105,7 +106,8 @@ def create_app(
     limiter = RateLimiter(options.rate_per_minute, options.rate_burst, clock=limiter_clock)
     door = Door(engine, authenticator, limiter, options)
     hub = Hub(door)
-    writer = WriterQueue(options.ingest_queue)
+    metrics = Metrics(engine, hub)
+    writer = metrics.counting(WriterQueue(options.ingest_queue))
     routes: list[BaseRoute] = [
         *rest_routes(door),  # first: the router tries each path in turn, and dashboards are the traffic
         *ingest_routes(door, writer),
@@ -113,6 +115,7 @@ def create_app(
         openapi_route(options.public_url, ingest_max_bytes=options.ingest_max_bytes),
         websocket_route(hub),
         *page_routes(),
+        metrics_route(door, metrics),
     ]
     mcp_server: MCPServer[dict[str, Any]] | None = None
     if options.mcp:
@@ -130,6 +133,7 @@ def create_app(
                 await stack.enter_async_context(mcp_server.session_manager.run())
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(hub.run)
+                tasks.start_soon(metrics.run)
                 try:
                     yield
                 finally:
@@ -139,7 +143,10 @@ def create_app(
 
     public = urlsplit(options.public_url)
     trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")
-    middleware = [Middleware(OriginGuard, allowed_origins=trusted, loopback_only=options.loopback_only)]
+    middleware = [
+        Middleware(Measured, metrics=metrics),
+        Middleware(OriginGuard, allowed_origins=trusted, loopback_only=options.loopback_only),
+    ]
     if options.allowed_origins:
         middleware.append(
             Middleware(
@@ -181,6 +188,7 @@ def _mcp(
         # OriginGuard checks Host and Origin for every route of this app, /mcp included.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_sessions=options.mcp_sessions,
+        stateless_http=options.mcp_stateless,
     )
     limit_sessions_per_key(server, options.mcp_sessions_per_key)
     guard_messages(app, MCP_PATH)  # JSON-RPC's own errors for bad messages, once the caller is known

@@ -103,6 +103,11 @@ class WebOptions(BaseModel):
         description="Accept only loopback Host headers (DNS-rebinding protection when bound to localhost).",
     )
     mcp: bool = Field(default=True, description="Mount the MCP server at /mcp.")
+    mcp_stateless: bool = Field(
+        default=False,
+        description="Answer every MCP POST on its own, with no session (serve --workers N > 1: any worker may "
+        "take any request, and an SDK's session table lives in one process).",
+    )
     mcp_sessions: int = Field(default=MCP_SESSIONS, gt=0, description="Open MCP sessions at once, in all.")
     mcp_sessions_per_key: int = Field(
         default=MCP_SESSIONS_PER_KEY, gt=0, description="Open MCP sessions per key."
