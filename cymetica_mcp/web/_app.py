@@ -65,6 +65,7 @@ class AnalyticsApp(Starlette):
     hub: Hub
     door: Door
     writer: WriterQueue
+    metrics: Metrics
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
@@ -166,6 +167,7 @@ def create_app(
     app.hub = hub
     app.door = door
     app.writer = writer
+    app.metrics = metrics
     return app
 
 

@@ -23,10 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cymetica_mcp import __version__
+from cymetica_mcp import __version__, assets
 from cymetica_mcp.errors import HTTP_STATUS, ErrorCode
 from cymetica_mcp.models import Dashboard
 from cymetica_mcp.web._envelope import JSON, dumps
+from cymetica_mcp.web._metrics import CONTENT_TYPE as METRICS_TYPE
+from cymetica_mcp.web._metrics import METRICS_PATH
+from cymetica_mcp.web._page import ASSETS_PATH, PAGE_PATH
 from cymetica_mcp.web._wire import (
     Alive,
     ErrorEnvelope,
@@ -361,6 +364,80 @@ def _probe(operation: str, summary: str, responses: dict[str, Any]) -> dict[str,
     }
 
 
+def _metrics() -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": "metrics",
+            "summary": "Operational figures in Prometheus text format",
+            "description": "Requests and latency by door and status, dashboards computed and cached, "
+            "imports and their rows, the index, WebSocket clients and the data version (summed over the "
+            "workers of `serve --workers N`). Needs the `read` scope: request and import counts reveal "
+            "trading activity.",
+            "tags": ["operations"],
+            "x-required-scope": "read",
+            "responses": _guarded(
+                {
+                    "200": {
+                        "description": f"Prometheus text exposition format 0.0.4 (`{METRICS_TYPE}`).",
+                        "headers": {"Cache-Control": _NO_STORE},
+                        "content": {METRICS_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
+                    },
+                    "401": _ref("Unauthorized"),
+                    "403": _ref("Forbidden"),
+                    "429": _ref("TooManyRequests"),
+                }
+            ),
+        }
+    }
+
+
+def _static(operation: str, summary: str, content: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """A file of the dashboard page: no credential, an ETag, 304 on `If-None-Match`."""
+    etag = {"description": "The file's entity tag.", "schema": {"type": "string"}}
+    return {
+        "get": {
+            "operationId": operation,
+            "summary": summary,
+            "tags": ["page"],
+            "security": [],
+            "responses": _guarded(
+                {
+                    "200": {"description": summary, "headers": {"ETag": etag}, "content": content},
+                    "304": {"description": "Unchanged since the `If-None-Match` tag."},
+                    **extra,
+                }
+            ),
+        }
+    }
+
+
+def _page() -> dict[str, Any]:
+    return _static(
+        "page",
+        "The live dashboard page",
+        {"text/html": {"schema": {"type": "string"}}},
+        {},
+    )
+
+
+def _asset() -> dict[str, Any]:
+    item = _static(
+        "pageAsset",
+        "A file the page loads",
+        {media.split(";")[0]: {"schema": {"type": "string"}} for media in assets.PAGE_FILES.values()},
+        {"404": _ref("NotFound")},
+    )
+    item["get"]["parameters"] = [
+        {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "enum": sorted(assets.PAGE_FILES)},
+        }
+    ]
+    return item
+
+
 def _websocket() -> dict[str, Any]:
     return {
         "path": "/ws/analytics",
@@ -438,6 +515,9 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
             {"200": {"description": "OpenAPI 3.1.", "content": {JSON: {"schema": {"type": "object"}}}}},
         ),
     }
+    paths[METRICS_PATH] = _metrics()
+    paths[PAGE_PATH] = _page()
+    paths[ASSETS_PATH] = _asset()
     paths[OPENAPI_PATH]["get"]["tags"] = ["meta"]
     return {
         "openapi": "3.1.0",
@@ -448,7 +528,7 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
             "description": "Every error, on every route, is `{success: false, error: {code, message}}` with "
             "`Cache-Control: no-store`; `x-error-codes` maps each code to its status. A method a route "
             "does not take gets 405 `invalid_argument` with `Allow`, an unknown path 404 `not_found`. "
-            "GET routes answer HEAD too. This document, /healthz and /readyz need no credential.",
+            "GET routes answer HEAD too. This document, /healthz, /readyz and the page need no credential.",
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "servers": [{"url": public_url.rstrip("/")}],
@@ -458,6 +538,8 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
             {"name": "auth"},
             {"name": "ingest"},
             {"name": "health"},
+            {"name": "operations"},
+            {"name": "page"},
             {"name": "meta"},
         ],
         "paths": paths,

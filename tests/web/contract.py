@@ -120,8 +120,12 @@ def schema_problems(
     media = lower.get("content-type", "").split(";")[0].strip()
     if media not in content_types:
         return [*problems, f"{where}: Content-Type {media!r} is not one of {sorted(content_types)}"]
-    body = json.loads(content)
     schema = content_types[media]["schema"]
+    if media != "application/json":  # text: the page's files, the metrics exposition
+        if schema.get("type") == "string" and content:
+            return problems
+        return [*problems, f"{where}: an empty {media} body"]
+    body = json.loads(content)
     return problems + [
         f"{where}: {'/'.join(map(str, e.absolute_path))}: {e.message}"
         for e in _validator(document, schema).iter_errors(body)

@@ -25,7 +25,7 @@ from cymetica_mcp.windows import iso
 from tests.conftest import NOW, clean_env
 
 from .conftest import Served, serving
-from .helpers import MCP_INITIALIZE, close_of, receive
+from .helpers import MCP_INITIALIZE, close_of, eventually, receive
 
 pytestmark = pytest.mark.anyio
 
@@ -256,9 +256,18 @@ async def test_a_body_cut_short_by_the_client_imports_nothing(served: Served, wr
         f"POST {TRADES} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {writer}\r\n"
         f"Content-Type: text/csv\r\nContent-Length: {len(body) + 1000}\r\n\r\n"
     ).encode()
+
+    def ingests_ended() -> float:
+        return sum(
+            sample.value
+            for metric in served.app.metrics.requests.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and sample.labels["door"] == "ingest"
+        )
+
     with closing(socket.create_connection((host, int(port)))) as sock:
         sock.sendall(head + body)  # a thousand bytes short, then gone
-    await anyio.sleep(0.5)
+    await eventually(lambda: ingests_ended() >= 2)  # the server is done with the cut request
     assert dump(served.store) == before
 
 

@@ -51,7 +51,11 @@ ALL_OPERATIONS = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", OPENAPI_PATH),
+    ("get", "/metrics"),
+    ("get", "/"),
+    ("get", "/assets/page.js"),
 ]
+NO_CREDENTIAL = ("/healthz", "/readyz", OPENAPI_PATH, "/", "/assets/page.js")
 
 
 def bearer(token: str, **headers: str) -> dict[str, str]:
@@ -142,7 +146,8 @@ class Recorder:
 
     async def __call__(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         answer = await self.http.request(method.upper(), path, **kwargs)
-        self.seen.append((method, path.split("?")[0], answer))
+        documented = "/assets/{name}" if path.startswith("/assets/") else path.split("?")[0]
+        self.seen.append((method, documented, answer))
         return answer
 
 
@@ -212,6 +217,12 @@ async def _every_status_but_limits(send: Recorder, published: dict[str, Any], ke
     await send("get", DASHBOARD + "?filter=bots", headers=bearer(read))
     await send("get", DASHBOARD + "?period=1y", headers=bearer(read))
     await send("get", DASHBOARD, headers=bearer(keys["ingest"]))  # 403: no read scope
+    await send("get", "/metrics", headers=bearer(read))
+    await send("get", "/metrics", headers=bearer(keys["ingest"]))  # 403: no read scope
+    for path in ("/", "/assets/page.js", "/assets/page.css", "/assets/icon.svg"):
+        page = await send("get", path)
+        await send("get", path, headers={"If-None-Match": page.headers["ETag"]})  # 304
+    await send("get", "/assets/secrets.txt")  # 404: only the page's files are served
     token = await send("post", TOKEN, headers=bearer(both))
     await send("post", TOKEN, headers=bearer(token.json()["access_token"]))  # 403: a JWT
     # The document's own examples import, users first: they are real, not decoration.
@@ -233,7 +244,7 @@ async def _every_status_but_limits(send: Recorder, published: dict[str, Any], ke
     for method, path in ALL_OPERATIONS:
         await send(method, path, headers={"Host": "evil.example"})  # 421
         await send(method, path, headers={"Origin": "https://evil.example", **bearer(both)})  # 403
-        if path not in ("/healthz", "/readyz", OPENAPI_PATH):
+        if path not in NO_CREDENTIAL:
             await send(method, path)  # 401: none
             await send(method, path, headers=bearer("cym_" + "x" * 43))  # 401: unknown
 
@@ -243,6 +254,7 @@ async def _limits(send: Recorder, tight: Served, keys: dict[str, str]) -> None:
     for _ in range(2):
         await send("get", DASHBOARD, headers=bearer(keys["read"]))
         await send("post", TOKEN, headers=bearer(keys["read"]))
+        await send("get", "/metrics", headers=bearer(keys["read"]))
     for _ in range(3):  # the ingest burst is 4: 413, 413, 413, 413, then 429, 429
         for path in (USERS, TRADES):
             await send("post", path, content=b"x" * 65, headers=bearer(keys["ingest"], **CSV))
