@@ -1,9 +1,6 @@
 """`GET /openapi.json`: the REST API as an OpenAPI 3.1 document, generated from the models the routes write.
 
-    components.schemas     pydantic's JSON Schemas (2020-12, OpenAPI 3.1's dialect) of `models.Dashboard`
-                           and the bodies of `_wire` (error envelope, token, ingest report, health)
-    components.responses   one error response per status, its `code` narrowed to the codes of that status
-                           (`errors.HTTP_STATUS`), with the headers each carries (WWW-Authenticate, Retry-After)
+    components             schemas and error responses (`_openapi_components.py`)
     paths                  every HTTP route of the app but /mcp (see `x-mcp`), each with its statuses
     x-websocket            /ws/analytics, which OpenAPI cannot describe: handshake, messages, close codes
     x-mcp                  /mcp (MCP over Streamable HTTP: JSON-RPC, described by the MCP specification)
@@ -17,67 +14,31 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from cymetica_mcp import __version__, assets
-from cymetica_mcp.errors import HTTP_STATUS, ErrorCode
-from cymetica_mcp.models import Dashboard
+from cymetica_mcp.errors import HTTP_STATUS
 from cymetica_mcp.web._envelope import JSON, dumps
 from cymetica_mcp.web._metrics import CONTENT_TYPE as METRICS_TYPE
 from cymetica_mcp.web._metrics import METRICS_PATH
-from cymetica_mcp.web._page import ASSETS_PATH, PAGE_PATH
-from cymetica_mcp.web._wire import (
-    Alive,
-    ErrorEnvelope,
-    ImportRefusedBody,
-    IngestReport,
-    NotReady,
-    Ready,
-    TokenResponse,
+from cymetica_mcp.web._openapi_components import (
+    NO_STORE,
+    SCHEMAS,
+    components,
+    error_response_spec,
+    error_schema,
+    guarded,
+    json_body,
+    ref,
 )
+from cymetica_mcp.web._page import ASSETS_PATH, PAGE_PATH
 
 OPENAPI_PATH: Final = "/openapi.json"
 MEDIA_TYPES: Final = ("text/csv", "application/x-ndjson", "application/jsonl", "application/ndjson")
 """The ingest body's media types (`_ingest.MEDIA_TYPES`, which a test compares with these)."""
 
-_MODELS: Final[tuple[type[BaseModel], ...]] = (
-    Dashboard,
-    ErrorEnvelope,
-    ImportRefusedBody,
-    NotReady,
-    TokenResponse,
-    IngestReport,
-    Alive,
-    Ready,
-)
-_SCHEMAS: Final = "#/components/schemas/"
-_RESPONSES: Final = "#/components/responses/"
-_EXTRA_STATUS: Final[dict[int, tuple[ErrorCode, ...]]] = {
-    405: ("invalid_argument",),  # a method the route does not take
-    421: ("forbidden",),  # a non-loopback Host while bound to loopback
-}
-_ERROR_TITLES: Final = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    413: "PayloadTooLarge",
-    415: "UnsupportedMediaType",
-    421: "MisdirectedRequest",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "Unavailable",
-}
-_NO_STORE: Final = {"description": "Always `no-store`.", "schema": {"type": "string"}}
-_RETRY_AFTER: Final = {
-    "description": "Whole seconds after which the same request may succeed.",
-    "schema": {"type": "integer", "minimum": 1},
-}
 _USERS_CSV: Final = (
     "user_id,kind,capital_usdc,created_at\n"
     "platform-u-1,human,1500.25,2026-03-01T09:00:00Z\n"
@@ -95,112 +56,6 @@ _TRADES_JSONL: Final = (
     '{"trade_id":"t-1001","user_id":"platform-u-1","ts":"2026-03-20T11:00:00Z",'
     '"volume_usdc":"120.5","pnl_usdc":-3.25}\n'
 )
-
-
-def error_codes(status: int) -> tuple[ErrorCode, ...]:
-    """The error codes that may come with `status`, in the order of `errors.ErrorCode`."""
-    codes = tuple(code for code, mapped in HTTP_STATUS.items() if mapped == status)
-    return codes + tuple(c for c in _EXTRA_STATUS.get(status, ()) if c not in codes)  # type: ignore[return-value]
-
-
-def _error_schema(codes: tuple[str, ...]) -> dict[str, Any]:
-    """The error envelope with its `code` narrowed to `codes`."""
-    return {
-        "allOf": [{"$ref": _SCHEMAS + "ErrorEnvelope"}],
-        "properties": {"error": {"properties": {"code": {"enum": list(codes)}}}},
-    }
-
-
-def _error_response(status: int, description: str, codes: tuple[str, ...] | None = None) -> dict[str, Any]:
-    headers: dict[str, Any] = {"Cache-Control": _NO_STORE}
-    if status == 401:
-        headers["WWW-Authenticate"] = {
-            "description": 'RFC 6750: `Bearer realm="cymetica-analytics"`, with `error="invalid_token"` '
-            "when a token was sent.",
-            "required": True,
-            "schema": {"type": "string", "pattern": "^Bearer "},
-        }
-    if status == 429:
-        headers["Retry-After"] = {**_RETRY_AFTER, "required": True}
-    if status == 503:
-        headers["Retry-After"] = _RETRY_AFTER
-    if status == 405:
-        headers["Allow"] = {
-            "description": "The methods the route takes.",
-            "required": True,
-            "schema": {"type": "string"},
-        }
-    return {
-        "description": description,
-        "headers": headers,
-        "content": {JSON: {"schema": _error_schema(codes or error_codes(status))}},
-    }
-
-
-def _components() -> dict[str, Any]:
-    _, defs = models_json_schema(
-        [(model, "serialization") for model in _MODELS], ref_template=_SCHEMAS + "{model}"
-    )
-    descriptions = {
-        400: "A value outside what is accepted (the message says what is).",
-        401: "Missing, malformed, unknown, revoked, expired or wrongly signed credential; the same body "
-        "whether or not the key exists.",
-        403: "A credential without the scope the route needs, a JWT sent to the token exchange, or a "
-        "foreign `Origin`.",
-        404: "No such endpoint.",
-        405: "A method the route does not take.",
-        413: "An ingest body that decodes to more than `serve --ingest-max-bytes`.",
-        415: "An ingest body that is neither CSV nor JSON Lines, or an encoding other than gzip.",
-        421: "A non-loopback `Host` while the server is bound to loopback (DNS-rebinding protection).",
-        429: "Past the per-key rate limit, or too many refused credentials from the client's address.",
-        500: "A failure of the server (details only in its log).",
-        503: "The ingest queue is full, or another process held the store's writer for over 10 s.",
-    }
-    responses = {
-        _ERROR_TITLES[status]: _error_response(status, text) for status, text in descriptions.items()
-    }
-    schemes = {
-        "apiKey": {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "API key (cym_...)",
-            "description": "An API key from `cymetica-mcp keys create --name NAME [--scope read,ingest]`. "
-            "Scopes: `read` (dashboards), `ingest` (users and trades); a key without the scope an "
-            "operation names in `x-required-scope` gets 403 `forbidden`.",
-        },
-        "jwt": {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "A JWT (HS256, 1 hour at most) from `POST /api/v1/auth/token`, carrying its "
-            "key's scopes; refused as soon as the key is revoked.",
-        },
-    }
-    return {"schemas": defs["$defs"], "responses": responses, "securitySchemes": schemes}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _RESPONSES + name}
-
-
-def _json(model: str, description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {JSON: {"schema": {"$ref": _SCHEMAS + model}}},
-    }
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def _guarded(responses: dict[str, Any]) -> dict[str, Any]:
-    """`responses` plus what every route may answer: a foreign Origin (403), a foreign Host (421), 500."""
-    return {
-        "403": _ref("Forbidden"),
-        "421": _ref("MisdirectedRequest"),
-        "500": _ref("InternalError"),
-        **responses,
-    }
 
 
 def _dashboard() -> dict[str, Any]:
@@ -231,13 +86,13 @@ def _dashboard() -> dict[str, Any]:
                     "name": "filter",
                     "in": "query",
                     "description": "Whose trades count (empty or repeated values are refused).",
-                    "schema": {"$ref": _SCHEMAS + "Filter", "default": "all"},
+                    "schema": {"$ref": SCHEMAS + "Filter", "default": "all"},
                 },
                 {
                     "name": "period",
                     "in": "query",
                     "description": "The window: 24 hourly, 28 six-hour or 30 daily buckets.",
-                    "schema": {"$ref": _SCHEMAS + "Period", "default": "24h"},
+                    "schema": {"$ref": SCHEMAS + "Period", "default": "24h"},
                 },
                 {
                     "name": "If-None-Match",
@@ -246,17 +101,17 @@ def _dashboard() -> dict[str, Any]:
                     "schema": {"type": "string"},
                 },
             ],
-            "responses": _guarded(
+            "responses": guarded(
                 {
-                    "200": _json(
+                    "200": json_body(
                         "Dashboard", "The dashboard.", {**cache, "Vary": {"schema": {"type": "string"}}}
                     ),
                     "304": {"description": "Unchanged since the `If-None-Match` tag.", "headers": cache},
-                    "400": _error_response(
+                    "400": error_response_spec(
                         400, "`filter` or `period` outside the lists.", ("invalid_filter", "invalid_period")
                     ),
-                    "401": _ref("Unauthorized"),
-                    "429": _ref("TooManyRequests"),
+                    "401": ref("Unauthorized"),
+                    "429": ref("TooManyRequests"),
                 }
             ),
         }
@@ -272,15 +127,15 @@ def _token() -> dict[str, Any]:
             "never outlives the key. A JWT cannot be exchanged (403).",
             "tags": ["auth"],
             "security": [{"apiKey": []}],
-            "responses": _guarded(
+            "responses": guarded(
                 {
-                    "200": _json(
+                    "200": json_body(
                         "TokenResponse",
                         "The JWT.",
-                        {"Cache-Control": _NO_STORE, "Pragma": {"schema": {"type": "string"}}},
+                        {"Cache-Control": NO_STORE, "Pragma": {"schema": {"type": "string"}}},
                     ),
-                    "401": _ref("Unauthorized"),
-                    "429": _ref("TooManyRequests"),
+                    "401": ref("Unauthorized"),
+                    "429": ref("TooManyRequests"),
                 }
             ),
         }
@@ -322,30 +177,30 @@ def _ingest(what: str, max_bytes: int) -> dict[str, Any]:
                 }
             ],
             "requestBody": {"required": True, "content": content},
-            "responses": _guarded(
+            "responses": guarded(
                 {
-                    "200": _json("IngestReport", "Imported.", {"Cache-Control": _NO_STORE}),
+                    "200": json_body("IngestReport", "Imported.", {"Cache-Control": NO_STORE}),
                     "400": {
                         "description": "A bad row (`import_refused`, with the first bad rows by line) or "
                         "a gzip stream that is not valid or cut short (`invalid_argument`); the store "
                         "is unchanged.",
-                        "headers": {"Cache-Control": _NO_STORE},
+                        "headers": {"Cache-Control": NO_STORE},
                         "content": {
                             JSON: {
                                 "schema": {
                                     "anyOf": [
-                                        {"$ref": _SCHEMAS + "ImportRefusedBody"},
-                                        _error_schema(("invalid_argument",)),
+                                        {"$ref": SCHEMAS + "ImportRefusedBody"},
+                                        error_schema(("invalid_argument",)),
                                     ]
                                 }
                             }
                         },
                     },
-                    "401": _ref("Unauthorized"),
-                    "413": _ref("PayloadTooLarge"),
-                    "415": _ref("UnsupportedMediaType"),
-                    "429": _ref("TooManyRequests"),
-                    "503": _ref("Unavailable"),
+                    "401": ref("Unauthorized"),
+                    "413": ref("PayloadTooLarge"),
+                    "415": ref("UnsupportedMediaType"),
+                    "429": ref("TooManyRequests"),
+                    "503": ref("Unavailable"),
                 }
             ),
         }
@@ -359,7 +214,7 @@ def _probe(operation: str, summary: str, responses: dict[str, Any]) -> dict[str,
             "summary": summary,
             "tags": ["health"],
             "security": [],
-            "responses": _guarded(responses),
+            "responses": guarded(responses),
         }
     }
 
@@ -375,16 +230,16 @@ def _metrics() -> dict[str, Any]:
             "trading activity.",
             "tags": ["operations"],
             "x-required-scope": "read",
-            "responses": _guarded(
+            "responses": guarded(
                 {
                     "200": {
                         "description": f"Prometheus text exposition format 0.0.4 (`{METRICS_TYPE}`).",
-                        "headers": {"Cache-Control": _NO_STORE},
+                        "headers": {"Cache-Control": NO_STORE},
                         "content": {METRICS_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
                     },
-                    "401": _ref("Unauthorized"),
-                    "403": _ref("Forbidden"),
-                    "429": _ref("TooManyRequests"),
+                    "401": ref("Unauthorized"),
+                    "403": ref("Forbidden"),
+                    "429": ref("TooManyRequests"),
                 }
             ),
         }
@@ -400,7 +255,7 @@ def _static(operation: str, summary: str, content: dict[str, Any], extra: dict[s
             "summary": summary,
             "tags": ["page"],
             "security": [],
-            "responses": _guarded(
+            "responses": guarded(
                 {
                     "200": {"description": summary, "headers": {"ETag": etag}, "content": content},
                     "304": {"description": "Unchanged since the `If-None-Match` tag."},
@@ -425,7 +280,7 @@ def _asset() -> dict[str, Any]:
         "pageAsset",
         "A file the page loads",
         {media.split(";")[0]: {"schema": {"type": "string"}} for media in assets.PAGE_FILES.values()},
-        {"404": _ref("NotFound")},
+        {"404": ref("NotFound")},
     )
     item["get"]["parameters"] = [
         {
@@ -447,18 +302,18 @@ def _websocket() -> dict[str, Any]:
         "client_messages": {
             "set_preferences": {
                 "type": "set_preferences",
-                "filter": {"$ref": _SCHEMAS + "Filter"},
-                "period": {"$ref": _SCHEMAS + "Period"},
+                "filter": {"$ref": SCHEMAS + "Filter"},
+                "period": {"$ref": SCHEMAS + "Period"},
             },
             "ping": {"type": "ping"},
         },
         "server_messages": {
             "connected": ["session_id", "filter", "period", "push_interval", "heartbeat_interval"],
-            "analytics_update": {"data": {"$ref": _SCHEMAS + "Dashboard"}, "data_version": "integer"},
+            "analytics_update": {"data": {"$ref": SCHEMAS + "Dashboard"}, "data_version": "integer"},
             "preferences_ack": ["filter", "period"],
             "pong": ["timestamp"],
             "heartbeat": ["timestamp"],
-            "error": {"error": {"$ref": _SCHEMAS + "ErrorDetail"}},
+            "error": {"error": {"$ref": SCHEMAS + "ErrorDetail"}},
         },
         "close_codes": {
             "4401": "a bad credential, before any data; or later, once the key is revoked or the JWT expired",
@@ -493,19 +348,19 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
         "/healthz": _probe(
             "healthz",
             "Liveness",
-            {"200": _json("Alive", "The process serves requests.", {"Cache-Control": _NO_STORE})},
+            {"200": json_body("Alive", "The process serves requests.", {"Cache-Control": NO_STORE})},
         ),
         "/readyz": _probe(
             "readyz",
             "Readiness",
             {
-                "200": _json(
-                    "Ready", "The store answers with the current schema.", {"Cache-Control": _NO_STORE}
+                "200": json_body(
+                    "Ready", "The store answers with the current schema.", {"Cache-Control": NO_STORE}
                 ),
-                "503": _json(
+                "503": json_body(
                     "NotReady",
                     "The store cannot be read, or has another schema version.",
-                    {"Cache-Control": _NO_STORE},
+                    {"Cache-Control": NO_STORE},
                 ),
             },
         ),
@@ -543,7 +398,7 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
             {"name": "meta"},
         ],
         "paths": paths,
-        "components": _components(),
+        "components": components(),
         "x-error-codes": {
             code: status for code, status in sorted(HTTP_STATUS.items(), key=lambda item: (item[1], item[0]))
         },

@@ -26,7 +26,8 @@ from cymetica_mcp.errors import HTTP_STATUS
 from cymetica_mcp.models import Scope
 from cymetica_mcp.store import SQLiteStore
 from cymetica_mcp.web._ingest import MEDIA_TYPES as ACCEPTED_MEDIA_TYPES
-from cymetica_mcp.web._openapi import MEDIA_TYPES, OPENAPI_PATH, error_codes, openapi_document
+from cymetica_mcp.web._openapi import MEDIA_TYPES, OPENAPI_PATH, openapi_document
+from cymetica_mcp.web._openapi_components import error_codes
 
 from .conftest import Served, serving
 from .contract import envelope_problems, schema_problems
