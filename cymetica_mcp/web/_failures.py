@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.web._door import Door
+from cymetica_mcp.web._door import Door, bearer, bearer_sent
 from cymetica_mcp.web._envelope import error_response
 
 
@@ -53,8 +53,8 @@ class FailureGuard:
 
     def _remembered(self, scope: Scope) -> bool:
         """Whether the request's Bearer credential was accepted under the current commit stamp."""
-        header = next((value for name, value in scope.get("headers", ()) if name == b"authorization"), b"")
-        scheme, _, token = header.decode("latin-1").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        raw = next((value for name, value in scope.get("headers", ()) if name == b"authorization"), None)
+        header = None if raw is None else raw.decode("latin-1")
+        if not bearer_sent(header):
             return False
-        return self.door.remembered(token.strip(), self.door.watch.stamp()) is not None
+        return self.door.remembered(bearer(header), self.door.watch.stamp()) is not None
