@@ -16,7 +16,7 @@ import sys
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
@@ -24,6 +24,9 @@ from cymetica_mcp.engine import Engine, open_engine
 from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
 from cymetica_mcp.store import SQLiteStore
 from cymetica_mcp.windows import parse_instant
+
+if TYPE_CHECKING:
+    from tests.postgres import Cluster
 
 NOW_ISO = "2026-03-20T12:34:56Z"
 NOW = parse_instant(NOW_ISO)
@@ -121,3 +124,29 @@ def engine(demo_store: SQLiteStore) -> Iterator[Engine]:
     engine = open_engine(demo_store, now=NOW)
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres.py), started on first use only;
+    skips with the install command when PostgreSQL is missing (fails under CI)."""
+    from tests.postgres import Cluster  # here, not above: only sessions using PostgreSQL pay for it
+
+    cluster = Cluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A fresh empty database for one test, owned by role `cymetica`: its URL (dropped afterwards)."""
+    if not pg_cluster.running:  # a fault test before this one may have left the server down
+        pg_cluster.start()
+    url = pg_cluster.create_database()
+    yield url
+    if not pg_cluster.running:  # this test stopped or killed it: bring it back for the next one
+        pg_cluster.start()
+    pg_cluster.drop_database(url)
