@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -23,7 +23,14 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    db: Path = Field(default=Path("cymetica.db"), description="The SQLite store file (CYMETICA_DB, --db).")
+    db: str = Field(
+        default="cymetica.db",
+        description=(
+            "The store: a SQLite file's path, or a PostgreSQL URL postgresql://user[:password]@host:port/db"
+            " (CYMETICA_DB, --db)."
+        ),
+        repr=False,
+    )
     log_level: str = Field(
         default="INFO", description="Log level for stderr logs (CYMETICA_LOG_LEVEL, --log-level)."
     )
@@ -45,12 +52,29 @@ class Settings(BaseModel):
         repr=False,
     )
 
+    @property
+    def store_shown(self) -> str:
+        """`db` as messages and logs may show it: a PostgreSQL URL without its password."""
+        return shown(self.db)
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+
+def shown(db: str) -> str:
+    """A store's location without a password (`postgresql://user:secret@host/db` -> `postgresql://user@host/db`)."""
+    parts = urlsplit(db)
+    if parts.scheme not in ("postgresql", "postgres"):
+        return db
+    where = parts.netloc.rpartition("@")
+    user = where[0].partition(":")[0]
+    query = "&".join(p for p in parts.query.split("&") if p and not p.lower().startswith("password="))
+    netloc = f"{user}@{where[2]}" if where[1] else where[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

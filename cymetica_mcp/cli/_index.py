@@ -54,7 +54,7 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
     began = time.perf_counter()
     kept = rebuild_index(store, horizon_days(args), settings.now)
     print(
-        f"kept the index of {settings.db} at {kept.path}: {kept.trades:,} trades since {iso(kept.cutoff)}, "
+        f"kept the index of {settings.store_shown} at {kept.path}: {kept.trades:,} trades since {iso(kept.cutoff)}, "
         f"data version {kept.version}, {kept.bytes / 1e6:,.1f} MB, in {time.perf_counter() - began:.2f} s"
     )
     return 0
@@ -65,7 +65,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     kept = kept_info(store)
     version = store.data_version()
     if kept is None:
-        print(f"{settings.db}: no kept index (the next server builds it from the rows and keeps it)")
+        print(f"{settings.store_shown}: no kept index (the next server builds it from the rows and keeps it)")
         return 1
     horizon = f"{kept.horizon // 86_400} days" if kept.horizon else "all history"
     state = (

@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="cymetica-mcp", description="Exact live analytics of a trading platform."
     )
     parser.add_argument("--version", action="version", version=f"cymetica-mcp {__version__}")
-    parser.add_argument("--db", type=Path, help="SQLite store (default: $CYMETICA_DB or ./cymetica.db)")
+    parser.add_argument(
+        "--db", help="the store: a SQLite file or postgresql://user@host:port/db (default: $CYMETICA_DB or ./cymetica.db)"
+    )
     parser.add_argument(
         "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: $CYMETICA_LOG_LEVEL or INFO)"
     )
@@ -203,5 +205,5 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     with tempfile.TemporaryDirectory() as folder:
         users, trades = write_demo(spec, now, Path(folder))
         _report(import_files(store, users, trades, progress=_progress_bar("importing demo")))
-    print(f"demo store: {settings.db}")
+    print(f"demo store: {settings.store_shown}")
     return 0

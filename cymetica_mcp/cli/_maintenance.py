@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from cymetica_mcp.config import Settings
-from cymetica_mcp.store import open_store
+from cymetica_mcp.store import is_postgres, open_store
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,16 +25,22 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
     version = open_store(settings.db).backup(args.path)
-    print(f"backed up {settings.db} to {args.path} at data version {version}")
+    print(f"backed up {settings.store_shown} to {args.path} at data version {version}")
     return 0
 
 
 def _check(args: argparse.Namespace, settings: Settings) -> int:
     problems = open_store(settings.db).check()
     if not problems:
-        print(f"{settings.db}: ok (integrity, foreign keys, packed chunks, totals)")
+        checked = (
+            "data version, dense trade ids, totals against the rows; PostgreSQL enforces the constraints"
+            " itself, and its pages and indexes are checked by its own tool: pg_amcheck DATABASE"
+            if is_postgres(settings.db)
+            else "integrity, foreign keys, packed chunks, totals"
+        )
+        print(f"{settings.store_shown}: ok ({checked})")
         return 0
-    print(f"{settings.db}: {len(problems)} problem(s)", file=sys.stderr)
+    print(f"{settings.store_shown}: {len(problems)} problem(s)", file=sys.stderr)
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
     return 2

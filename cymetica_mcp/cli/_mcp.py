@@ -95,7 +95,7 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
     expiry = "never expires" if info.expires_at is None else f"expires at {_when(info.expires_at)}"
     print(
         f"created API key {info.id} ({info.name!r}, prefix {info.prefix}, scopes {','.join(info.scopes)}, "
-        f"{expiry}) in {settings.db}.\n"
+        f"{expiry}) in {settings.store_shown}.\n"
         "This secret will not be shown again: store it now, e.g. as CYMETICA_API_KEY for "
         "`cymetica-mcp mcp`, or send it as 'Authorization: Bearer <key>'.",
         file=sys.stderr,
@@ -178,7 +178,7 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _check_key(authenticator, settings.api_key)
         server = create_server(engine, authenticator, api_key=settings.api_key)
-        log.info("MCP server on stdio, store %s (data version %d)", settings.db, engine.data_version())
+        log.info("MCP server on stdio, store %s (data version %d)", settings.store_shown, engine.data_version())
         server.run("stdio")
     finally:
         engine.close()

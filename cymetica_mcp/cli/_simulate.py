@@ -70,7 +70,7 @@ def _simulate(args: argparse.Namespace, settings: Settings) -> int:
         where = args.url
     else:
         send = _into_store(settings.db)
-        where = str(settings.db)
+        where = settings.store_shown
     started = int(time.time())
     simulator = Simulator(args.seed, started, args.rate)
     deadline = None if args.duration is None else time.monotonic() + args.duration
@@ -125,7 +125,7 @@ def _over_http(url: str, key: str) -> Send:
     return send
 
 
-def _into_store(db: Path) -> Send:
+def _into_store(db: str) -> Send:
     store = open_store(db)
 
     def send(what: str, lines: str) -> int:

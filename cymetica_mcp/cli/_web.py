@@ -157,7 +157,7 @@ def banner(url: str, settings: Settings, data_version: int) -> str:
     ws = "ws" + url.removeprefix("http")
     dashboard = f"{url}/api/v1/analytics/dashboard?filter=all&period=24h"
     lines = [
-        f"cymetica-mcp serving {settings.db} (data version {data_version}) at {url}",
+        f"cymetica-mcp serving {settings.store_shown} (data version {data_version}) at {url}",
         f"  page       {url}/  (the live dashboard in a browser; sign in with an API key)",
         f"  REST       GET  {dashboard}",
         f"  token      POST {url}/api/v1/auth/token",

@@ -27,6 +27,7 @@ from cymetica_mcp.store._interface import (
 )
 from cymetica_mcp.store._sqlite import SCHEMA_VERSION, SQLiteStore
 from cymetica_mcp.store._totals import LIMIT as TOTAL_LIMIT
+from cymetica_mcp.store.postgres import PostgresStore, is_postgres
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -36,6 +37,7 @@ __all__ = [
     "KeyInfo",
     "KeyLookup",
     "KeyRows",
+    "PostgresStore",
     "PreparedTrades",
     "SQLiteStore",
     "Snapshot",
@@ -45,10 +47,18 @@ __all__ = [
     "TradeRow",
     "TradeWriter",
     "VersionReader",
+    "is_postgres",
     "open_store",
 ]
 
 
+SQLITE_SCHEME = "sqlite:///"
+
+
 def open_store(location: str | Path) -> Store:
-    """The store at `location`: a SQLite file's path (created and migrated on first use)."""
-    return SQLiteStore(location)
+    """The store at `location`, created and migrated on first use: a PostgreSQL database for a
+    `postgresql://` URL, else a SQLite file (a path, or a `sqlite:///path` URL)."""
+    text = str(location)
+    if is_postgres(text):
+        return PostgresStore(text)
+    return SQLiteStore(text.removeprefix(SQLITE_SCHEME) if text.startswith(SQLITE_SCHEME) else location)

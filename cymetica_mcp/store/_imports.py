@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,10 +36,15 @@ class KnownUsers:
     def read(self, conn: sqlite3.Connection) -> dict[str, int]:
         """A copy of every user_id and ref that `conn` sees, brought up to date first (call it inside
         the import's transaction, before it writes a user: what it returns is then all committed)."""
+        return self.update(
+            lambda last: conn.execute("SELECT user_id, id FROM users WHERE id > ? ORDER BY id", (last,))
+        )
+
+    def update(self, newer: Callable[[int], Iterable[tuple[str, int]]]) -> dict[str, int]:
+        """A copy of every user_id and ref, after adding `newer(last)`: the (user_id, ref) of the users
+        with a ref above `last`, in order (any backend's query)."""
         with self._lock:
-            for user_id, ref in conn.execute(
-                "SELECT user_id, id FROM users WHERE id > ? ORDER BY id", (self.last,)
-            ):
+            for user_id, ref in newer(self.last):
                 self.refs[user_id] = ref
                 self.last = ref
             return dict(self.refs)

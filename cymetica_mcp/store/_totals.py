@@ -28,6 +28,15 @@ def add(conn: sqlite3.Connection, volume: int, abs_pnl: int, before_id: int) -> 
         return
     kept = dict(conn.execute("SELECT key, value FROM meta WHERE key IN (?, ?)", KEYS).fetchall())
     old = (kept[KEYS[0]], kept[KEYS[1]]) if len(kept) == len(KEYS) else _summed(conn, before_id)
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        zip(KEYS, checked(old, volume, abs_pnl), strict=True),
+    )
+
+
+def checked(old: tuple[int, int], volume: int, abs_pnl: int) -> tuple[int, int]:
+    """The totals (volume, |pnl|) once `volume` and `abs_pnl` are added to `old`; `import_refused` if
+    either would reach LIMIT (the rule of every backend)."""
     new = (old[0] + volume, old[1] + abs_pnl)
     if max(new) >= LIMIT:
         raise AnalyticsError(
@@ -36,10 +45,7 @@ def add(conn: sqlite3.Connection, volume: int, abs_pnl: int, before_id: int) -> 
             f"{_usdc(new[0])} USDC of volume and {_usdc(new[1])} USDC of |pnl|; each must stay below "
             f"{_usdc(LIMIT)} USDC (2^62 micro-USDC), the range the engine sums exactly; the store is unchanged",
         )
-    conn.executemany(
-        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        zip(KEYS, new, strict=True),
-    )
+    return new
 
 
 def _summed(conn: sqlite3.Connection, upto_id: int) -> tuple[int, int]:

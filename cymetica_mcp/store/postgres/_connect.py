@@ -1,0 +1,101 @@
+"""Reaching a PostgreSQL store: its URL told without the password, a pool of connections shared by a
+process's threads, and what a failing server means to the caller (`unavailable`, never a trace).
+
+A `postgresql://user:password@host:port/db` URL may hold a password: it is used to connect and
+nowhere else. `location` (what messages and logs name) drops it, and every message taken from the
+driver is scrubbed of it before it goes anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg
+from psycopg import conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from cymetica_mcp.errors import AnalyticsError
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+Pool = ConnectionPool[Connection]
+SCHEMES: Final = ("postgresql://", "postgres://")
+CONNECT_SECONDS: Final = 5
+"""How long a new connection may take before the store is called unreachable."""
+POOL_WAIT_SECONDS: Final = 10.0
+"""How long a caller waits for a free pooled connection before `unavailable`."""
+POOL_SIZE: Final = 8
+LOCK_SECONDS: Final = 10
+"""How long an import waits for another import (SQLite's busy timeout, the same rule)."""
+KEEPALIVES: Final = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+"""TCP keepalives: a server that vanishes without closing the connection is noticed in ~11 s."""
+
+
+def is_postgres(location: str) -> bool:
+    """Whether `location` names a PostgreSQL database (a `postgresql://` or `postgres://` URL)."""
+    return location.startswith(SCHEMES)
+
+
+class Address:
+    """A PostgreSQL URL: what connects (with the password) and what may be shown (without it)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            params = conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            raise AnalyticsError(
+                "invalid_argument",
+                "CYMETICA_DB / --db is not a valid PostgreSQL URL; accepted: "
+                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?OPTIONS]",
+            ) from None
+        self.password = str(params.get("password") or "")
+        self.conninfo = conninfo.make_conninfo(
+            url, connect_timeout=CONNECT_SECONDS, application_name="cymetica-mcp", **KEEPALIVES
+        )
+        user = params.get("user")
+        host = params.get("host") or "localhost"
+        port = params.get("port")
+        self.location = f"postgresql://{f'{user}@' if user else ''}{host}{f':{port}' if port else ''}/{params.get('dbname') or ''}"
+
+    def scrub(self, text: str) -> str:
+        """`text` with the password replaced (a driver's message may quote its connection string)."""
+        return text.replace(self.password, "***") if self.password else text
+
+    def connect(self, *, autocommit: bool = True) -> Connection:
+        """A new connection of its own (for LISTEN, for a long import)."""
+        return psycopg.connect(self.conninfo, autocommit=autocommit)
+
+    def pool(self) -> Pool:
+        """A pool of autocommit connections, each checked before it is lent (a server restarted since
+        leaves broken connections behind: they are replaced, not lent)."""
+        return ConnectionPool(
+            self.conninfo,
+            min_size=0,
+            max_size=POOL_SIZE,
+            kwargs={"autocommit": True},
+            timeout=POOL_WAIT_SECONDS,
+            check=ConnectionPool.check_connection,
+            open=True,
+            name="cymetica-mcp",
+        )
+
+    @contextmanager
+    def translated(self, *, writing: bool) -> Iterator[None]:
+        """A PostgreSQL server that is down, unreachable, refusing us or out of space, inside the
+        block, becomes `unavailable` naming the store (without its password) and the reason."""
+        try:
+            yield
+        except psycopg.errors.LockNotAvailable:
+            raise AnalyticsError(
+                "unavailable",
+                f"another import has held the store for over {LOCK_SECONDS} s; retry when it is done",
+            ) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
+            effect = "nothing was written" if writing else "nothing could be read"
+            reason = self.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            raise AnalyticsError(
+                "unavailable",
+                f"the PostgreSQL store {self.location} cannot be used: {reason}; {effect}: "
+                "check that the database is up and reachable, then retry",
+            ) from None

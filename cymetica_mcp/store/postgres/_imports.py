@@ -1,0 +1,295 @@
+"""An import's one transaction in PostgreSQL: user rows, trade rows in file order and the store's
+totals, committed together or not at all (`PostgresStore.importing`).
+
+Imports take turns on the `data_version` row of `meta` (`SELECT ... FOR UPDATE`, waiting at most
+`LOCK_SECONDS`), so each sees every earlier import whole and numbers its rows after theirs: users and
+trades get their ids from the import, densely, in the order they were stored, as in SQLite.
+
+Users are kept in memory and written in bulk (`COPY`) before the first trade and at the end, so a
+file of 200,000 users costs a few statements, not 200,000. Each block of trades is copied into a
+staging table and moved into `trades` by one statement that keeps the first row of each trade_id
+(within the block, and against what is stored: a stored trade never changes) and numbers the new
+ones in file order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import psycopg
+
+from cymetica_mcp.exact import exact_sum
+from cymetica_mcp.store import _totals
+from cymetica_mcp.store._imports import KnownUsers
+from cymetica_mcp.store._interface import PreparedTrades, TradeColumns, TradeRow
+from cymetica_mcp.store.postgres._connect import LOCK_SECONDS, Connection
+from cymetica_mcp.store.postgres._copy import lines, texts
+from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
+
+BEGIN: Final = (
+    f"SET LOCAL lock_timeout = '{LOCK_SECONDS}s'",
+    # every trade_id is looked up in the unique index: never a hash join over the whole table
+    "SET LOCAL enable_hashjoin = off",
+    "SET LOCAL enable_mergejoin = off",
+)
+STAGE_TRADES: Final = """
+    CREATE TEMP TABLE import_trades (
+        seq bigint GENERATED ALWAYS AS IDENTITY, trade_id text, user_ref bigint, ts bigint,
+        volume_micro bigint, pnl_micro bigint
+    ) ON COMMIT DROP
+"""
+MOVE_TRADES: Final = """
+    WITH first AS (
+        SELECT DISTINCT ON (trade_id) seq, trade_id, user_ref, ts, volume_micro, pnl_micro
+        FROM import_trades ORDER BY trade_id, seq
+    ), new AS (
+        SELECT * FROM first f WHERE NOT EXISTS (SELECT 1 FROM trades t WHERE t.trade_id = f.trade_id)
+    ), inserted AS (
+        INSERT INTO trades (id, trade_id, user_ref, ts, volume_micro, pnl_micro)
+        SELECT %s + row_number() OVER (ORDER BY seq), trade_id, user_ref, ts, volume_micro, pnl_micro
+        FROM new ORDER BY seq
+        RETURNING volume_micro, pnl_micro
+    )
+    SELECT count(*), coalesce(sum(volume_micro), 0), coalesce(sum(abs(pnl_micro)), 0) FROM inserted
+"""
+
+
+class PostgresImport:
+    """The writes of one import, inside its transaction (the `ImportTransaction` protocol)."""
+
+    def __init__(self, conn: Connection, known: KnownUsers) -> None:
+        self.conn = conn
+        self.known = known
+        for statement in BEGIN:
+            conn.execute(statement)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'data_version' FOR UPDATE").fetchone()
+        assert row is not None
+        self._version = int(row[0])
+        self._next_ref = int(_one(conn, "SELECT coalesce(max(id), 0) FROM users")) + 1
+        self._new: dict[int, list[object]] = {}  # ref -> [user_id, kind, capital, created_at, changed_in]
+        self._changed: dict[int, tuple[int, int, int]] = {}  # ref -> (kind, capital, changed_in)
+
+    def data_version(self) -> int:
+        """The data version before this import."""
+        return self._version
+
+    def set_data_version(self, version: int) -> None:
+        """Record the version this import makes, and tell every replica when it commits."""
+        self.conn.execute("UPDATE meta SET value = %s WHERE key = 'data_version'", (version,))
+        self.conn.execute("SELECT pg_notify(%s, %s)", (IMPORT_CHANNEL, f"import {version}"))
+
+    def user_refs(self) -> dict[str, int]:
+        """Every stored user_id and its ref."""
+        return self.known.update(
+            lambda last: self.conn.execute(
+                "SELECT user_id, id FROM users WHERE id > %s ORDER BY id", (last,)
+            ).fetchall()
+        )
+
+    def insert_user(self, user_id: str, kind: int, capital: int, created_at: int, version: int) -> int:
+        """A new user (written with the others before the first trade or at the end); returns its ref."""
+        ref = self._next_ref
+        self._next_ref += 1
+        self._new[ref] = [user_id, kind, capital, created_at, version]
+        return ref
+
+    def update_user(self, ref: int, kind: int, capital: int, version: int) -> None:
+        """A stored user's new kind and capital (the last row of the import wins)."""
+        self._changed[ref] = (kind, capital, version)
+
+    def rewrite_user(self, ref: int, kind: int, capital: int, created_at: int) -> None:
+        """A user this import inserted, rewritten whole."""
+        if ref in self._new:
+            self._new[ref][1:4] = [kind, capital, created_at]
+        else:  # already written (users then trades then users again): rewrite the row itself
+            self.conn.execute(
+                "UPDATE users SET kind = %s, capital_micro = %s, created_at = %s WHERE id = %s",
+                (kind, capital, created_at, ref),
+            )
+
+    def trades(self) -> PostgresTrades:
+        """The writer of this import's trades (the users so far are written first)."""
+        self.write_users()
+        return PostgresTrades(self.conn)
+
+    def write_users(self) -> None:
+        """Write the users kept so far: new ones by `COPY`, changed ones by one `UPDATE`."""
+        if self._new:
+            refs = list(self._new)
+            rows = list(self._new.values())
+            columns = [
+                refs,
+                texts([str(r[0]) for r in rows], "user_id"),
+                *([r[i] for r in rows] for i in range(1, 5)),
+            ]
+            _copy(
+                self.conn,
+                "COPY users (id, user_id, kind, capital_micro, created_at, changed_in) FROM STDIN",
+                lines(columns),
+            )
+            self._new.clear()
+        if self._changed:
+            self.conn.execute(
+                "CREATE TEMP TABLE import_users (id bigint, kind smallint, capital_micro bigint, changed_in bigint)"
+                " ON COMMIT DROP"
+            )
+            refs = list(self._changed)
+            values = list(self._changed.values())
+            _copy(
+                self.conn,
+                "COPY import_users FROM STDIN",
+                lines([refs, *([v[i] for v in values] for i in range(3))]),
+            )
+            self.conn.execute(
+                "UPDATE users u SET kind = c.kind, capital_micro = c.capital_micro, changed_in = c.changed_in"
+                " FROM import_users c WHERE u.id = c.id"
+            )
+            self.conn.execute("DROP TABLE import_users")
+            self._changed.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Rows, their COPY text and the sums of their amounts."""
+
+    rows: TradeColumns
+    text: bytes
+    users: list[int]  # the users its rows name
+    volume: int
+    abs_pnl: int
+
+
+class PostgresTrades:
+    """Trade rows written block by block (the `TradeWriter` protocol): the first row of a trade_id
+    wins, new trades are numbered in file order after the stored ones.
+
+    Each block is first copied straight into `trades` (numbered by the table's sequence, set to the
+    last id first), inside a savepoint: a block without a trade_id already stored or repeated - the
+    usual case - costs one `COPY`. A block that meets one is rolled back to the savepoint and moved
+    through the staging table by `MOVE_TRADES`, which keeps each trade_id's first row."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.staged = False
+        self.before_id = self.last_id = int(_one(conn, "SELECT coalesce(max(id), 0) FROM trades"))
+        self.volume_added = self.abs_pnl_added = 0
+        self.users_named: set[int] = set()
+
+    def prepare(self, rows: TradeColumns) -> Prepared:
+        """The rows as COPY text (pure: runs on the import's parsing thread)."""
+        ids = texts(rows.trade_ids, "trade_id")
+        columns = [rows.user_ref.tolist(), rows.ts.tolist(), rows.volume.tolist(), rows.pnl.tolist()]
+        return Prepared(
+            rows,
+            lines([ids, *columns]),
+            np.flatnonzero(np.bincount(rows.user_ref)).tolist() if rows.lines else [],
+            exact_sum(rows.volume),
+            exact_sum(np.abs(rows.pnl)),
+        )
+
+    def write(self, rows: Sequence[TradeRow]) -> int:
+        """Write rows; return how many were new."""
+        if not rows:
+            return 0
+        columns = list(zip(*rows, strict=True))
+        ids = texts([str(i) for i in columns[0]], "trade_id")
+        volume = sum(int(v) for v in columns[3])
+        abs_pnl = sum(abs(int(p)) for p in columns[4])
+        users = sorted({int(u) for u in columns[1]})
+        return self._write(lines([ids, *columns[1:]]), len(rows), users, volume, abs_pnl)
+
+    def write_prepared(self, prepared: PreparedTrades) -> int:
+        """Write prepared rows; return how many were new."""
+        if not isinstance(prepared, Prepared):  # made by another backend's writer: made again here
+            prepared = self.prepare(prepared.rows)
+        return self._write(
+            prepared.text, prepared.rows.lines, prepared.users, prepared.volume, prepared.abs_pnl
+        )
+
+    def _write(self, text: bytes, count: int, users: list[int], volume: int, abs_pnl: int) -> int:
+        """Write `count` rows given as COPY `text`, naming `users`, of `volume` and `abs_pnl` micro-USDC
+        in all; return how many were new."""
+        if not text:
+            return 0
+        self.users_named.update(users)
+        try:
+            with self.conn.transaction():  # a savepoint
+                self.conn.execute(
+                    "SELECT setval(pg_get_serial_sequence('trades', 'id'), %s, %s)",
+                    (max(self.last_id, 1), self.last_id > 0),
+                )
+                _copy(
+                    self.conn,
+                    "COPY trades (trade_id, user_ref, ts, volume_micro, pnl_micro) FROM STDIN",
+                    text,
+                )
+        except psycopg.errors.UniqueViolation:
+            return self._move(text)
+        self.last_id += count
+        self.volume_added += volume
+        self.abs_pnl_added += abs_pnl
+        return count
+
+    def _move(self, text: bytes) -> int:
+        """Copy `text` into the staging table, move its new trades into `trades`; how many were new."""
+        if not self.staged:
+            self.conn.execute(STAGE_TRADES)
+            self.staged = True
+        _copy(
+            self.conn, "COPY import_trades (trade_id, user_ref, ts, volume_micro, pnl_micro) FROM STDIN", text
+        )
+        row = self.conn.execute(MOVE_TRADES, (self.last_id,)).fetchone()
+        assert row is not None
+        self.conn.execute("TRUNCATE import_trades")
+        inserted = int(row[0])
+        self.last_id += inserted
+        self.volume_added += int(row[1])
+        self.abs_pnl_added += int(row[2])
+        return inserted
+
+    def finish(self) -> None:
+        """Check that every user the new trades name exists (once a user) and add the new trades to
+        the store's totals (refused past the engine's exact range)."""
+        if self.last_id == self.before_id:
+            return
+        missing = self.conn.execute(
+            "SELECT count(*) FROM unnest(%s::bigint[]) AS named (ref)"
+            " WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = named.ref)",
+            (sorted(self.users_named),),
+        ).fetchone()
+        if missing is None or missing[0]:
+            raise psycopg.errors.ForeignKeyViolation("a trade names a user that is not stored")
+        kept: dict[str, int] = dict(
+            self.conn.execute(
+                "SELECT key, value FROM meta WHERE key = ANY(%s)", (list(_totals.KEYS),)
+            ).fetchall()
+        )
+        if len(kept) == len(_totals.KEYS):
+            old = (int(kept[_totals.KEYS[0]]), int(kept[_totals.KEYS[1]]))
+        else:
+            row = self.conn.execute(
+                "SELECT coalesce(sum(volume_micro), 0), coalesce(sum(abs(pnl_micro)), 0) FROM trades WHERE id <= %s",
+                (self.before_id,),
+            ).fetchone()
+            assert row is not None
+            old = (int(row[0]), int(row[1]))
+        new = _totals.checked(old, self.volume_added, self.abs_pnl_added)
+        for key, value in zip(_totals.KEYS, new, strict=True):
+            self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+
+def _copy(conn: Connection, statement: str, text: bytes) -> None:
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(text)
+
+
+def _one(conn: Connection, query: str) -> Any:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
