@@ -76,6 +76,8 @@ class Address:
             kwargs={"autocommit": True},
             timeout=POOL_WAIT_SECONDS,
             check=ConnectionPool.check_connection,
+            max_idle=60,
+            num_workers=1,
             open=True,
             name="cymetica-mcp",
         )

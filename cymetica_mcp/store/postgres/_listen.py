@@ -79,17 +79,6 @@ class Listener:
             thread, self._thread = self._thread, None
         thread.join(timeout=2 * WAKE_SECONDS + 1)
 
-    def wait_connected(self, timeout: float) -> bool:
-        """Wait until listening (tests and start-up); True if it is."""
-        deadline = threading.Event()
-        waited = 0.0
-        while waited < timeout:
-            if self.read() is not None:
-                return True
-            deadline.wait(0.01)
-            waited += 0.01
-        return self.read() is not None
-
     def _run(self, stop: threading.Event) -> None:
         failures = 0
         while not stop.is_set():
