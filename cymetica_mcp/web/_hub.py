@@ -301,12 +301,13 @@ class Hub:
 
 
 def _revoked(authenticator: Authenticator, clients: list[Client]) -> list[tuple[Client, str]]:
-    """The clients whose credential is refused now, with the reason (runs on a worker thread)."""
+    """The clients whose credential is refused now, with the reason (runs on a worker thread). A store
+    that cannot be used refuses nobody: its clients stay, and are checked again on the next tick."""
     reasons: dict[str, str | None] = {}
     for credential in {client.credential for client in clients}:
         try:
             authenticator.authenticate(credential)
             reasons[credential] = None
         except AnalyticsError as exc:
-            reasons[credential] = exc.message
+            reasons[credential] = None if exc.code == "unavailable" else exc.message
     return [(client, reason) for client in clients if (reason := reasons[client.credential]) is not None]
