@@ -51,12 +51,17 @@ HTTP_STATUS: Final[dict[str, int]] = {
 class AnalyticsError(Exception):
     """A failure with a stable, lower-case `code` and a message that says what is accepted."""
 
-    def __init__(self, code: ErrorCode, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, *, retry_after: int | None = None, cause: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
         self.retry_after = retry_after
         """Whole seconds after which the same request may succeed (HTTP `Retry-After`); None: no hint."""
+        self.cause = cause
+        """For `unavailable`: the cause in a few words that anyone may be shown (`/readyz` answers
+        without a credential): no location, no path, no credential. None: not told."""
 
     def to_dict(self) -> dict[str, object]:
         """The contract's failure envelope: `{success: false, error: {code, message}}`."""

@@ -40,10 +40,14 @@ class AnalyticsTokenVerifier:
         self.resource = resource
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        """The access granted by `token`, or None (the SDK then answers 401) when it is not valid."""
+        """The access granted by `token`, or None (the SDK then answers 401) when it is not valid; a
+        store that cannot be used raises its `unavailable` (the web door answers 503: the credential
+        was not refused, only not checked)."""
         try:
             principal = await anyio.to_thread.run_sync(self.authenticator.authenticate, token)
-        except AnalyticsError:
+        except AnalyticsError as exc:
+            if exc.code == "unavailable":
+                raise
             return None
         return AccessToken(
             token=token,
@@ -109,6 +113,8 @@ class Credentials:
         try:
             return self.authenticator.authenticate(self._api_key)
         except AnalyticsError as exc:
+            if exc.code != "unauthorized":  # e.g. `unavailable`: the key was not refused, only not checked
+                raise
             how = "" if HOW_TO_GET_A_KEY in exc.message else f" ({HOW_TO_GET_A_KEY})"
             raise AnalyticsError(
                 "unauthorized",

@@ -17,7 +17,8 @@ from cymetica_mcp.web._envelope import error_response
 
 
 class FailureGuard:
-    """ASGI middleware for the MCP endpoint: the door's failed-credential throttle."""
+    """ASGI middleware for the MCP endpoint: the door's failed-credential throttle, and the error
+    envelope for a credential the store could not check (`unavailable`, 503: not counted as refused)."""
 
     def __init__(self, app: ASGIApp, door: Door) -> None:
         self.app = app
@@ -36,17 +37,33 @@ class FailureGuard:
             except AnalyticsError as exc:
                 await error_response(exc)(scope, receive, send)
                 return
-        failed = False
+        failed = sent = False
+        held_back: list[Message] = []  # a 500 the SDK's own error middleware sent for an exception
 
         async def counting(message: Message) -> None:
-            nonlocal failed
+            nonlocal failed, sent
             if message["type"] == "http.response.start" and message["status"] == 401:
                 self.door.failures.failed(address, held)
                 failed = True
+            if held_back or (message["type"] == "http.response.start" and message["status"] == 500):
+                held_back.append(message)  # sent once it is known not to be the store's `unavailable`
+                return
+            sent = True
             await send(message)
 
         try:
             await self.app(scope, receive, counting)
+        except AnalyticsError as exc:
+            if sent:
+                raise
+            await error_response(exc)(scope, receive, send)  # the credential could not be checked: 503
+        except BaseException:
+            for message in held_back:
+                await send(message)
+            raise
+        else:
+            for message in held_back:
+                await send(message)
         finally:
             if held and not failed:
                 self.door.failures.release(address)

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store import SCHEMA_VERSION, Store
 from cymetica_mcp.web._envelope import json_response
 from cymetica_mcp.web._wire import Alive, ErrorDetail, NotReady, Ready
@@ -38,6 +39,9 @@ def health_routes(store: Store) -> list[Route]:
         """Readiness: 200 when the store answers with the current schema, else 503 with the reason."""
         try:
             version = await anyio.to_thread.run_sync(_schema_version, store)
+        except AnalyticsError as exc:
+            log.warning("readiness check failed: %s", exc.message)
+            return _not_ready(exc.cause or "the store cannot be read")
         except Exception as exc:
             log.warning("readiness check failed: %s: %s", type(exc).__name__, exc)
             return _not_ready("the store cannot be read")

@@ -192,6 +192,8 @@ class Hub:
             await anyio.sleep(max(0.0, deadline - anyio.current_time()))
             try:
                 await action()
+            except AnalyticsError as exc:  # the store cannot be used for now: said once a tick, no trace
+                log.warning("a WebSocket tick was skipped (%s): %s", exc.code, exc.message)
             except Exception:
                 log.exception("a WebSocket tick failed; the next one runs as planned")
 
@@ -259,11 +261,15 @@ class Hub:
                     client.update(update)
 
     async def update_of(self, filter: Filter, period: Period) -> Update:
-        """The `analytics_update` for (filter, period) and its fingerprint, or an `internal` error
-        message (with no fingerprint, so that the next change tries again)."""
+        """The `analytics_update` for (filter, period) and its fingerprint, or an error message (with no
+        fingerprint, so that the next change tries again): `unavailable` while the store cannot be
+        used, else `internal`."""
         self.computations += 1
         try:
             result = await self.door.result(filter, period)
+        except AnalyticsError as exc:
+            log.warning("the %s/%s dashboard for WebSocket clients: %s", filter, period, exc.message)
+            return Update(messages.error(exc), None)
         except Exception:
             log.exception("computing the %s/%s dashboard for WebSocket clients failed", filter, period)
             return Update(
@@ -295,12 +301,13 @@ class Hub:
 
 
 def _revoked(authenticator: Authenticator, clients: list[Client]) -> list[tuple[Client, str]]:
-    """The clients whose credential is refused now, with the reason (runs on a worker thread)."""
+    """The clients whose credential is refused now, with the reason (runs on a worker thread). A store
+    that cannot be used refuses nobody: its clients stay, and are checked again on the next tick."""
     reasons: dict[str, str | None] = {}
     for credential in {client.credential for client in clients}:
         try:
             authenticator.authenticate(credential)
             reasons[credential] = None
         except AnalyticsError as exc:
-            reasons[credential] = exc.message
+            reasons[credential] = None if exc.code == "unavailable" else exc.message
     return [(client, reason) for client in clients if (reason := reasons[client.credential]) is not None]

@@ -112,6 +112,7 @@ def _dashboard() -> dict[str, Any]:
                     ),
                     "401": ref("Unauthorized"),
                     "429": ref("TooManyRequests"),
+                    "503": ref("Unavailable"),
                 }
             ),
         }
@@ -136,6 +137,7 @@ def _token() -> dict[str, Any]:
                     ),
                     "401": ref("Unauthorized"),
                     "429": ref("TooManyRequests"),
+                    "503": ref("Unavailable"),
                 }
             ),
         }
@@ -240,6 +242,7 @@ def _metrics() -> dict[str, Any]:
                     "401": ref("Unauthorized"),
                     "403": ref("Forbidden"),
                     "429": ref("TooManyRequests"),
+                    "503": ref("Unavailable"),
                 }
             ),
         }
@@ -359,7 +362,7 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
                 ),
                 "503": json_body(
                     "NotReady",
-                    "The store cannot be read, or has another schema version.",
+                    "The store cannot be used (`reason` says why, e.g. the database cannot be reached), or has another schema version.",
                     {"Cache-Control": NO_STORE},
                 ),
             },

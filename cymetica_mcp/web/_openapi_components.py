@@ -122,7 +122,9 @@ def components() -> dict[str, Any]:
         421: "A non-loopback `Host` while the server is bound to loopback (DNS-rebinding protection).",
         429: "Past the per-key rate limit, or too many refused credentials from the client's address.",
         500: "A failure of the server (details only in its log).",
-        503: "The ingest queue is full, or another process held the store's writer for over 10 s.",
+        503: "`unavailable`: the store cannot be used for now (a PostgreSQL server down or unreachable, "
+        "a SQLite file on a full disk, read-only, damaged or not SQLite; nothing was written), another "
+        "process held the store's writer for over 10 s, or the ingest queue is full. Retry later.",
     }
     responses = {
         _ERROR_TITLES[status]: error_response_spec(status, text) for status, text in descriptions.items()

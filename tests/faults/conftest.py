@@ -277,12 +277,14 @@ class ServerProcess:
 
 
 @asynccontextmanager
-async def server_process(db: Path, *args: str) -> AsyncIterator[ServerProcess]:
+async def server_process(db: Path | str, *args: str, log: Path | None = None) -> AsyncIterator[ServerProcess]:
     """`cymetica-mcp --db DB serve --port 0 ARGS` (clock fixed at NOW); yields once its banner names
-    its URL; killed at the end if still running. Its log goes to a file beside the store (a pipe
-    nobody reads would stop it once full)."""
+    its URL; killed at the end if still running. Its log goes to `log`, by default a file beside the
+    store (a pipe nobody reads would stop it once full)."""
     env = {**clean_env(), "CYMETICA_NOW": NOW_ISO}
-    log = db.with_name(db.name + ".log")
+    if log is None:
+        assert isinstance(db, Path), "a store that is not a file needs a `log` path"
+        log = db.with_name(db.name + ".log")
     command = [sys.executable, "-m", "cymetica_mcp", "--db", str(db), "serve", "--port", "0", *args]
     with log.open("wb") as err:
         process = await anyio.open_process(command, env=env, stdout=subprocess.PIPE, stderr=err)

@@ -159,6 +159,7 @@ def keys(demo_store: SQLiteStore) -> dict[str, str]:
         "both": ring.create("openapi-both", (Scope.READ, Scope.INGEST))[1],
         "read": ring.create("openapi-read", (Scope.READ,))[1],
         "ingest": ring.create("openapi-ingest", (Scope.INGEST,))[1],
+        "spare": ring.create("openapi-spare", (Scope.READ,))[1],
     }
 
 
@@ -174,6 +175,7 @@ async def test_real_answers_of_every_documented_status_match_the_document(
             with closing(sqlite3.connect(served.store.path)) as conn:
                 conn.execute("PRAGMA user_version = 99")
             await send("get", "/readyz")  # 503
+            await _store_unavailable(send, served, keys)
             seen += send.seen
     limits: dict[str, Any] = {
         "rate_burst": 1,
@@ -248,6 +250,22 @@ async def _every_status_but_limits(send: Recorder, published: dict[str, Any], ke
         if path not in NO_CREDENTIAL:
             await send(method, path)  # 401: none
             await send(method, path, headers=bearer("cym_" + "x" * 43))  # 401: unknown
+
+
+async def _store_unavailable(send: Recorder, served: Served, keys: dict[str, str]) -> None:
+    """503 `unavailable` on the routes that read the store, while its file is not SQLite (then put back)."""
+    path = served.store.path
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    kept = path.read_bytes()
+    path.write_bytes(b"not a SQLite file " * 512)
+    try:
+        for _ in range(2):  # a fresh key: not remembered, so checked against the store
+            await send("get", DASHBOARD, headers=bearer(keys["spare"]))
+            await send("post", TOKEN, headers=bearer(keys["spare"]))
+            await send("get", "/metrics", headers=bearer(keys["spare"]))
+    finally:
+        path.write_bytes(kept)
 
 
 async def _limits(send: Recorder, tight: Served, keys: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.store.postgres._lend import Lender
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 Pool = ConnectionPool[Connection]
@@ -66,21 +67,23 @@ class Address:
         """A new connection of its own (for LISTEN, for a long import)."""
         return psycopg.connect(self.conninfo, autocommit=autocommit)
 
-    def pool(self) -> Pool:
+    def pool(self) -> Lender:
         """A pool of autocommit connections, each checked before it is lent (a server restarted since
-        leaves broken connections behind: they are replaced, not lent)."""
-        return ConnectionPool(
+        leaves broken connections behind: they are replaced, not lent), refused at once while the
+        server is down (`_lend`)."""
+        pool: Pool = ConnectionPool(
             self.conninfo,
             min_size=0,
             max_size=POOL_SIZE,
             kwargs={"autocommit": True},
             timeout=POOL_WAIT_SECONDS,
-            check=ConnectionPool.check_connection,
             max_idle=60,
             num_workers=1,
+            reconnect_timeout=0,  # no retries on the pool's backoff (1, 2, 4... s): `Lender` probes
             open=True,
             name="cymetica-mcp",
         )
+        return Lender(self, pool, POOL_SIZE)
 
     @contextmanager
     def translated(self, *, writing: bool) -> Iterator[None]:
@@ -95,9 +98,18 @@ class Address:
             ) from None
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             effect = "nothing was written" if writing else "nothing could be read"
-            reason = self.scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            text = str(exc).strip()
+            reason = self.scrub(text.splitlines()[0] if text else type(exc).__name__)
             raise AnalyticsError(
                 "unavailable",
                 f"the PostgreSQL store {self.location} cannot be used: {reason}; {effect}: "
                 "check that the database is up and reachable, then retry",
+                cause=f"the database cannot be reached ({short(reason)})",
             ) from None
+
+
+def short(reason: str) -> str:
+    """A driver's message without where it happened: libpq puts the server's address and the
+    connection's stage before the last colon ("connection to server at ..., port N failed: FATAL:
+    the database system is shutting down" -> "the database system is shutting down")."""
+    return reason.rsplit(": ", 1)[-1].strip() or reason

@@ -12,7 +12,8 @@ from typing import Any, Final, TypeVar
 import psycopg
 
 from cymetica_mcp.store._interface import KeyInfo
-from cymetica_mcp.store.postgres._connect import Address, Connection, Pool
+from cymetica_mcp.store.postgres._connect import Address, Connection
+from cymetica_mcp.store.postgres._lend import Lender
 from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
 
 T = TypeVar("T")
@@ -29,7 +30,7 @@ def _info(row: tuple[Any, ...]) -> KeyInfo:
 class PostgresKeys:
     """The `api_keys` table (the `KeyRows` protocol)."""
 
-    def __init__(self, address: Address, pool: Pool, committed: Callable[[], None]) -> None:
+    def __init__(self, address: Address, pool: Lender, committed: Callable[[], None]) -> None:
         self.address = address
         self.pool = pool
         self._committed = committed
