@@ -147,5 +147,6 @@ def _identity(location: str) -> tuple[str, ...]:
     """What tells two stores apart: a file's real path, a database's host, port and name."""
     if is_postgres(location):
         parts = urlsplit(location)
-        return ("postgresql", (parts.hostname or "localhost"), str(parts.port or 5432), parts.path.strip("/"))
+        where = parts.netloc.rpartition("@")[2].lower() or "localhost"
+        return ("postgresql", where if ":" in where else f"{where}:5432", parts.path.strip("/"))
     return ("sqlite", os.path.realpath(_path(location)))
