@@ -218,3 +218,20 @@ def test_a_copy_failing_midway_leaves_the_target_as_it_was(
     with pytest.raises(KeyboardInterrupt):
         copy_store(demo_store.path, old.path, replace=True, progress=interrupt, block_rows=500)
     assert _held(old) == before and old.check() == []
+
+
+def test_a_trade_id_postgresql_cannot_hold_is_named_and_the_target_left_empty(
+    demo_store: SQLiteStore, pg_url: str
+) -> None:
+    with demo_store.write() as conn:  # SQLite keeps a NUL in a text; no PostgreSQL text can
+        conn.execute("UPDATE trades SET trade_id = ? WHERE id = 3900", ("late\x00id",))
+    with pytest.raises(AnalyticsError) as refused:
+        copy_store(demo_store.path, pg_url, block_rows=500)
+    assert refused.value.message == (
+        "cannot copy: the trade_id 'late\\x00id' holds the character NUL (U+0000), which a PostgreSQL store"
+        " cannot keep; the target is unchanged"
+    )
+    target = open_store(pg_url)
+    assert target.data_version() == 0 and target.keys.all() == []
+    with target.snapshot() as snapshot:
+        assert snapshot.last_trade_id() == 0 and len(snapshot.users_changed_since(-1)) == 0

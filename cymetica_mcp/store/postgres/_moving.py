@@ -28,6 +28,7 @@ from cymetica_mcp.store.postgres._store import PostgresStore
 
 KEY_COLUMNS: Final = "id, name, prefix, secret_hash, created_at, last_used_at, revoked_at, scopes, expires_at"
 USER_COLUMNS: Final = "id, user_id, kind, capital_micro, created_at, changed_in"
+_SPECIAL: Final = ("\\", "\t", "\n", "\r")
 _ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -43,13 +44,16 @@ def _held(conn: Connection) -> Held:
 def _texts(values: list[str], what: str) -> list[str]:
     """`values` escaped for a COPY text line; a value holding NUL (which no PostgreSQL text holds) is
     refused, naming it by position."""
-    for at, value in enumerate(values):
-        if "\x00" in value:
-            raise AnalyticsError(
-                "invalid_argument",
-                f"cannot copy: {what} {at + 1} holds the character NUL (U+0000), which a PostgreSQL store "
-                "cannot keep; the target is unchanged",
-            )
+    joined = "".join(values)
+    if "\x00" in joined:
+        value = next(value for value in values if "\x00" in value)
+        raise AnalyticsError(
+            "invalid_argument",
+            f"cannot copy: the {what} {value!r} holds the character NUL (U+0000), which a PostgreSQL store "
+            "cannot keep; the target is unchanged",
+        )
+    if not any(special in joined for special in _SPECIAL):
+        return values
     return [value.translate(_ESCAPES) for value in values]
 
 
@@ -113,7 +117,7 @@ class PostgresFilling:
         """Store the users with their ids (`COPY`)."""
         if rows:
             columns = list(zip(*rows, strict=True))
-            columns[1] = tuple(_texts(list(columns[1]), "user_id of user"))
+            columns[1] = tuple(_texts(list(columns[1]), "user_id"))
             self._copy(f"COPY users ({USER_COLUMNS}) FROM STDIN", lines(columns))
 
     def write_keys(self, rows: list[KeyRow]) -> None:
@@ -131,7 +135,7 @@ class PostgresFilling:
     def write_trades(self, block: TradeBlock) -> None:
         """Store trades with their ids (`COPY`)."""
         if len(block):
-            ids = _texts(block.trade_ids, "trade_id of trade")
+            ids = _texts(block.trade_ids, "trade_id")
             columns = [
                 block.ids.tolist(),
                 ids,
