@@ -1,13 +1,19 @@
-"""`cymetica-mcp backup PATH` and `cymetica-mcp check`: a consistent copy, and a check of the store."""
+"""`cymetica-mcp backup PATH`, `cymetica-mcp check` and `cymetica-mcp copy-store`: a consistent copy, a
+check of the store, and a whole store copied into another (SQLite to PostgreSQL, or back to a file)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Final
 
-from cymetica_mcp.config import Settings
-from cymetica_mcp.store import is_postgres, open_store
+from cymetica_mcp.config import Settings, shown
+from cymetica_mcp.store import CopyReport, copy_store, is_postgres, open_store
+
+PROGRESS_FROM: Final = 100_000
+"""Copies of at least this many trades show their progress on stderr."""
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +27,31 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "check", help="check the store: integrity, foreign keys, packed chunks against the rows, totals"
     )
     check.set_defaults(run=_check)
+    copy = commands.add_parser(
+        "copy-store",
+        help="copy a whole store (users, trades, API keys, the JWT secret) into an empty one: "
+        "SQLite to PostgreSQL, or PostgreSQL to a new SQLite file",
+        description="Copies users, trades (same ids and order), API keys (hashes, scopes, expiry, times) and "
+        "settings (the JWT secret) exactly, from one consistent read of the source, in one all-or-nothing "
+        "transaction on the target (a failed copy leaves it as it was). The target's data version becomes "
+        "the source's. --db is not used.",
+    )
+    copy.add_argument(
+        "--from", dest="source", required=True, help="the store to copy: a SQLite file or postgresql://..."
+    )
+    copy.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        help="the store to fill: a SQLite file (created) or postgresql://...",
+    )
+    copy.add_argument(
+        "--replace",
+        action="store_true",
+        help="empty the target first if it holds anything (in the copy's transaction: a failed copy keeps "
+        "what it held); without it a target that holds anything is refused",
+    )
+    copy.set_defaults(run=_copy_store)
 
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:
@@ -44,3 +75,46 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     for problem in problems:
         print(f"  {problem}", file=sys.stderr)
     return 2
+
+
+def _copy_store(args: argparse.Namespace, settings: Settings) -> int:
+    report = copy_store(
+        args.source, args.target, replace=args.replace, progress=_progress(shown(args.target))
+    )
+    _print_copy(report)
+    return 0
+
+
+def _print_copy(report: CopyReport) -> None:
+    if report.replaced is not None:
+        print(f"emptied {report.target} first: it held {report.replaced}")
+    print(
+        f"copied {report.source} to {report.target}: {report.copied}; "
+        f"in {report.seconds:.2f} s ({report.rate:,.0f} trades/s)"
+    )
+
+
+def _progress(target: str) -> Callable[[int, int], None]:
+    """Progress on stderr for a large copy: a line at each tenth (a bar on a terminal)."""
+    shown_tenths: set[int] = set()
+
+    def show(done: int, total: int) -> None:
+        if total < PROGRESS_FROM:
+            return
+        tenth = done * 10 // total
+        if sys.stderr.isatty():
+            print(
+                f"\rcopying trades into {target}: {done:,} of {total:,}",
+                end="" if done < total else "\n",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif tenth not in shown_tenths:
+            shown_tenths.add(tenth)
+            print(
+                f"copying trades into {target}: {done:,} of {total:,} ({tenth * 10}%)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return show

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cymetica_mcp.store._copy import CopyReport, copy_store
 from cymetica_mcp.store._interface import (
     CommitStamp,
     ImportTransaction,
@@ -33,6 +34,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "TOTAL_LIMIT",
     "CommitStamp",
+    "CopyReport",
     "ImportTransaction",
     "KeyInfo",
     "KeyLookup",
@@ -47,6 +49,7 @@ __all__ = [
     "TradeRow",
     "TradeWriter",
     "VersionReader",
+    "copy_store",
     "is_postgres",
     "open_store",
 ]

@@ -8,6 +8,7 @@ into a staging table inside one transaction; commits `NOTIFY` every replica (`_l
 from __future__ import annotations
 
 from cymetica_mcp.store.postgres._connect import Address, is_postgres
+from cymetica_mcp.store.postgres._moving import PostgresSource, PostgresTarget
 from cymetica_mcp.store.postgres._store import SCHEMA_VERSION, PostgresStore
 
-__all__ = ["SCHEMA_VERSION", "Address", "PostgresStore", "is_postgres"]
+__all__ = ["SCHEMA_VERSION", "Address", "PostgresSource", "PostgresStore", "PostgresTarget", "is_postgres"]
