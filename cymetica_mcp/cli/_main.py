@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cymetica-mcp {__version__}")
     parser.add_argument(
-        "--db", help="the store: a SQLite file or postgresql://user@host:port/db (default: $CYMETICA_DB or ./cymetica.db)"
+        "--db",
+        help="the store: a SQLite file or postgresql://user@host:port/db (default: $CYMETICA_DB or ./cymetica.db)",
     )
     parser.add_argument(
         "--log-level", help="DEBUG, INFO, WARNING or ERROR (default: $CYMETICA_LOG_LEVEL or INFO)"

@@ -178,7 +178,9 @@ def _mcp(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _check_key(authenticator, settings.api_key)
         server = create_server(engine, authenticator, api_key=settings.api_key)
-        log.info("MCP server on stdio, store %s (data version %d)", settings.store_shown, engine.data_version())
+        log.info(
+            "MCP server on stdio, store %s (data version %d)", settings.store_shown, engine.data_version()
+        )
         server.run("stdio")
     finally:
         engine.close()
