@@ -70,6 +70,9 @@ class Client:
     """The fingerprint of the figures of the last update it was sent (`Update.figures`)."""
     updated_at: float = -UPDATE_EVERY
     """When (anyio's clock) it was last sent an update."""
+    changed_at: float = -UPDATE_EVERY
+    """When (anyio's clock) it was last offered an update because the data changed (at most one such
+    push per UPDATE_EVERY; the periodic push, the first update and an ack's do not hold the next back)."""
     switching: bool = False
     """Between a `set_preferences` and the queueing of its ack and update: pushes leave the client alone
     (it gets its update with the ack; a push queued in between would come before the ack)."""
@@ -261,9 +264,10 @@ class Hub:
         now = anyio.current_time()
         groups: dict[tuple[Filter, Period], list[Client]] = defaultdict(list)
         for client in self.live():
-            if client.id in self._due and now - client.updated_at >= UPDATE_EVERY:
+            if client.id in self._due and now - client.changed_at >= UPDATE_EVERY:
                 groups[client.preferences].append(client)
                 self._due.discard(client.id)
+                client.changed_at = now
         self._due &= self.clients.keys()
         await self._send(groups, lambda client, update: update.figures != client.shown)
 
