@@ -253,9 +253,11 @@ class Hub:
             self.door.watch.learn(stamp, version)
             moved = self._version is not None and version != self._version
             self._version = version
+            # every client last sent an older version is due (also one whose first update was computed
+            # just before an import that this server's first look already found)
+            self._due.update(c.id for c in self.live() if c.version is None or c.version < version)
             if moved:
                 self.learnt_at = anyio.current_time()
-                self._due.update(client.id for client in self.live())
                 if not self._due:  # nobody to push to: refresh the index now, not on the next request
                     with contextlib.suppress(AnalyticsError):  # the store gone meanwhile: a request's turn
                         await anyio.to_thread.run_sync(self.door.engine.index)
