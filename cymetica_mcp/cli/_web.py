@@ -123,6 +123,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="server processes behind the one port (default: 1); with more than one, MCP over HTTP is "
         "stateless and the rate, WebSocket and failed-credential limits apply per process",
     )
+    serve.add_argument(
+        "--mcp-stateless",
+        action="store_true",
+        help="answer every MCP-over-HTTP POST on its own, with no session kept in this process, so that "
+        "an MCP client works whichever replica behind a load balancer each request reaches (implied "
+        "by --workers above 1)",
+    )
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser("token", help="print a JWT (1 hour) for an API key")
@@ -189,7 +196,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             "invalid_argument", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
         ) from None
     url = (args.public_url or base_url(sock)).rstrip("/")
-    options = _options(args, url).model_copy(update={"mcp_stateless": workers > 1})
+    options = _options(args, url).model_copy(update={"mcp_stateless": workers > 1 or args.mcp_stateless})
 
     def serve_one(listening: Callable[[], None] = lambda: None) -> int:
         store = open_store(settings.db)
@@ -206,16 +213,24 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             engine.close()
             authenticator.close()
+            store.close()
         return 0
 
     try:
         store = open_store(settings.db)
         if workers == 1:
-            print(banner(url, settings, store.data_version()), flush=True)
+            try:
+                print(banner(url, settings, store.data_version()), flush=True)
+            finally:
+                store.close()  # the server opens its own
             return serve_one()
-        # the workers map one kept index instead of each building its own from the rows
-        prepare_index(store, horizon, settings.now)
-        text = banner(url, settings, store.data_version()) + f"\n  workers    {workers} processes"
+        try:
+            # the workers map one kept index instead of each building its own from the rows (a
+            # PostgreSQL store keeps none: each worker builds its own from the database)
+            prepare_index(store, horizon, settings.now)
+            text = banner(url, settings, store.data_version()) + f"\n  workers    {workers} processes"
+        finally:
+            store.close()  # no connection, no pool thread crosses the fork
         return supervise(workers, serve_one, lambda: print(text, flush=True))
     finally:
         sock.close()

@@ -1,8 +1,9 @@
 """The dashboards as MCP resources, and the notices their subscribers get when new trades arrive.
 
-`analytics://dashboard/{filter}/{period}` names one dashboard. A watcher polls the store's
-`data_version` (one indexed row); when an import committed by any process moves it, every dashboard
-may have changed, so subscribers are told `notifications/resources/updated` for each URI:
+`analytics://dashboard/{filter}/{period}` names one dashboard. A watcher looks at the store's commit
+stamp and reads its `data_version` (one indexed row) when the stamp moved; when an import committed by
+any process (any replica on PostgreSQL) moves it, every dashboard may have changed, so subscribers are
+told `notifications/resources/updated` for each URI:
 
 - 2025-era sessions subscribe with `resources/subscribe` (handled here, per connection);
 - 2026-07-28 sessions listen with `subscriptions/listen` (the SDK's bus; we publish to it).
@@ -25,12 +26,15 @@ from mcp.types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, Unsub
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Filter, Period
+from cymetica_mcp.store import CommitStamp, Stamp
 
 log = logging.getLogger(__name__)
 
 SCHEME: Final = "analytics://dashboard/"
 URI_TEMPLATE: Final = SCHEME + "{filter}/{period}"
-POLL_SECONDS: Final = 1.0
+POLL_SECONDS: Final = 0.2
+"""Seconds between two looks at the store's commit stamp (and, when it moved or is missing, at its
+data version): subscribers hear of a commit by any process within about this long."""
 
 
 def dashboard_uri(filter: Filter, period: Period) -> str:
@@ -71,8 +75,10 @@ class DashboardUpdates:
         *,
         interval: float = POLL_SECONDS,
         authorize: Callable[[], Awaitable[None]] | None = None,
+        stamp: CommitStamp | None = None,
     ) -> None:
         self._data_version = data_version
+        self._stamp = stamp
         self._bus = bus
         self.interval = interval
         self._authorize = authorize
@@ -104,20 +110,31 @@ class DashboardUpdates:
         return EmptyResult()
 
     async def watch(self) -> None:
-        """Poll the store's data version until cancelled; notify subscribers whenever it moves."""
-        last = await anyio.to_thread.run_sync(self._data_version)
-        log.debug("watching the store for imports (data version %d, every %.2f s)", last, self.interval)
+        """Look at the store until cancelled; notify subscribers whenever its data version moves.
+
+        With a commit stamp, the data version is read only when the stamp moved (a commit by any
+        process, any replica) or while there is none (PostgreSQL's notifications lost: the fallback
+        poll); without one, on every look. A store that cannot be read is said once, then retried."""
+        last: int | None = None
+        seen: Stamp | None = None
+        failing = False
+        log.debug("watching the store for imports (every %.2f s)", self.interval)
         while True:
+            stamp = self._stamp.read() if self._stamp is not None else None
+            if stamp is None or stamp != seen:
+                try:
+                    version = await anyio.to_thread.run_sync(self._data_version)
+                except Exception as exc:  # a busy or unreachable store: try again next look
+                    if not failing:
+                        log.warning("could not read the store's data version: %s", exc)
+                    failing = True
+                else:
+                    failing, seen = False, stamp
+                    if last is not None and version != last:
+                        log.debug("data version %d -> %d: notifying dashboard subscribers", last, version)
+                        await self.notify()
+                    last = version
             await anyio.sleep(self.interval)
-            try:
-                version = await anyio.to_thread.run_sync(self._data_version)
-            except Exception as exc:  # a busy or briefly unreadable store: try again next tick
-                log.warning("could not read the store's data version: %s", exc)
-                continue
-            if version != last:
-                log.debug("data version %d -> %d: notifying dashboard subscribers", last, version)
-                last = version
-                await self.notify()
 
     async def notify(self) -> None:
         """Tell every subscriber, of either era, that every dashboard may have changed."""

@@ -317,7 +317,11 @@ def create_server(
     dashboards = Dashboards(engine, Credentials(authenticator, api_key), admit)
     bus = InMemorySubscriptionBus()
     updates = DashboardUpdates(
-        engine.data_version, bus, interval=poll_seconds, authorize=dashboards.authorize
+        engine.data_version,
+        bus,
+        interval=poll_seconds,
+        authorize=dashboards.authorize,
+        stamp=dashboards.stamp,
     )
     tool = RawArgumentsTool.from_function(
         dashboards.call_tool,

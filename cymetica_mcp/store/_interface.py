@@ -295,3 +295,7 @@ class Store(Protocol):
     def check(self) -> list[str]:
         """Every problem found in the store (none: it is sound)."""
         ...
+
+    def close(self) -> None:
+        """Release what the store itself holds open (a pool); what it lent out closes on its own."""
+        ...

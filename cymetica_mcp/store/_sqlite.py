@@ -168,6 +168,9 @@ class SQLiteStore:
         """Integrity, foreign keys, packed chunks against rows, kept totals against sums."""
         return _maintenance.check(self.path)
 
+    def close(self) -> None:
+        """Nothing to release: each call opens and closes its own connection."""
+
 
 class KeptVersion:
     """The data version, read on a kept connection (one indexed row)."""

@@ -17,6 +17,7 @@ follow a newer one on the wire.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections import defaultdict
@@ -69,6 +70,9 @@ class Client:
     """The fingerprint of the figures of the last update it was sent (`Update.figures`)."""
     updated_at: float = -UPDATE_EVERY
     """When (anyio's clock) it was last sent an update."""
+    changed_at: float = -UPDATE_EVERY
+    """When (anyio's clock) it was last offered an update because the data changed (at most one such
+    push per UPDATE_EVERY; the periodic push, the first update and an ack's do not hold the next back)."""
     switching: bool = False
     """Between a `set_preferences` and the queueing of its ack and update: pushes leave the client alone
     (it gets its update with the ack; a push queued in between would come before the ack)."""
@@ -155,6 +159,14 @@ class Hub:
         self._stamp: Stamp | None = None
         self._version: int | None = None
         self._due: set[int] = set()
+        self._unreadable = False
+        self.learnt_at: float | None = None
+        """When (anyio's clock) the store's data version was last seen to move (None: not since start)."""
+
+    @property
+    def store_version(self) -> int | None:
+        """The store's data version as last read (None before the first look)."""
+        return self._version
 
     def open(self, principal: Principal, credential: str) -> Client:
         """A new session for `principal` (not yet live), or `rate_limited` past the per-key limit."""
@@ -223,23 +235,43 @@ class Hub:
         await self._send(groups, lambda client, update: True)
 
     async def changes(self) -> None:
-        """After an import (by any process), update the clients whose figures it changed, each at most
-        once per UPDATE_EVERY seconds; a client updated less than that ago gets it on a later look."""
+        """After an import (by any process), refresh the index and update the clients whose figures it
+        changed, each at most once per UPDATE_EVERY seconds; a client updated less than that ago gets it
+        on a later look. The data version is read when the commit stamp moved, and on every look while
+        there is no stamp (PostgreSQL's notifications lost: the fallback poll, CONTRACT.md section 8)."""
         stamp = self.door.watch.stamp()
-        if stamp is not None and stamp != self._stamp:
+        if stamp is None or stamp != self._stamp:
+            try:
+                version = await anyio.to_thread.run_sync(self.door.engine.data_version)
+            except AnalyticsError as exc:  # the store is down: say so once, look again next time
+                if not self._unreadable:
+                    log.warning("cannot read the store's data version: %s", exc.message)
+                self._unreadable = True
+                return
+            if self._unreadable:
+                log.info("the store's data version is readable again (%d)", version)
+            self._unreadable = False
             self._stamp = stamp
-            version = await anyio.to_thread.run_sync(self.door.engine.data_version)
-            if self._version is not None and version != self._version:
-                self._due.update(client.id for client in self.live())
+            self.door.watch.learn(stamp, version)
+            moved = self._version is not None and version != self._version
             self._version = version
+            # every client last sent an older version is due (also one whose first update was computed
+            # just before an import that this server's first look already found)
+            self._due.update(c.id for c in self.live() if c.version is None or c.version < version)
+            if moved:
+                self.learnt_at = anyio.current_time()
+                if not self._due:  # nobody to push to: refresh the index now, not on the next request
+                    with contextlib.suppress(AnalyticsError):  # the store gone meanwhile: a request's turn
+                        await anyio.to_thread.run_sync(self.door.engine.index)
         if not self._due:
             return
         now = anyio.current_time()
         groups: dict[tuple[Filter, Period], list[Client]] = defaultdict(list)
         for client in self.live():
-            if client.id in self._due and now - client.updated_at >= UPDATE_EVERY:
+            if client.id in self._due and now - client.changed_at >= UPDATE_EVERY:
                 groups[client.preferences].append(client)
                 self._due.discard(client.id)
+                client.changed_at = now
         self._due &= self.clients.keys()
         await self._send(groups, lambda client, update: update.figures != client.shown)
 

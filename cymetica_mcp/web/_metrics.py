@@ -11,6 +11,9 @@
     cymetica_index_cutoff_seconds                  the oldest instant whose trades the index holds
     cymetica_websocket_clients                     WebSocket sessions open
     cymetica_data_version                          the data version the index serves
+    cymetica_store_data_version                    the store's data version (read from the store at a scrape)
+    cymetica_replica_lag_versions                  imports committed to the store that the index does not serve yet
+    cymetica_replica_lag_seconds                   since when (seconds) the store has been ahead of the index (0: not)
 
 It needs a credential like every door but the health probes (`Authorization: Bearer`, scope read):
 the counts of imports, rows and requests tell how much the platform trades, which is what the
@@ -19,7 +22,8 @@ dashboards sell. A Prometheus scrape job sends a key with `authorization: {crede
 Under `serve --workers N` every worker writes its figures to files in one folder
 (`PROMETHEUS_MULTIPROC_DIR`, set by the supervisor before the workers start), and whichever worker
 answers a scrape sums them: counters and WebSocket clients over every worker; the index's figures
-per worker (`pid` label); the data version, the highest.
+per worker (`pid` label); the data version, the highest; the lag behind the store, the worst.
+Replicas (several servers over one PostgreSQL database) are scraped one by one: each shows its own lag.
 """
 
 from __future__ import annotations
@@ -129,9 +133,27 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.store_version = Gauge(
+            "cymetica_store_data_version",
+            "The store's data version (imports committed by any process), as last read.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.lag = Gauge(
+            "cymetica_replica_lag_versions",
+            "Imports committed to the store that this server's index does not serve yet.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.lag_seconds = Gauge(
+            "cymetica_replica_lag_seconds",
+            "Seconds since the store's data version moved past the one this server's index serves (0: it serves it).",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._counted = (0, 0)
 
-    def refresh(self) -> None:
+    def refresh(self, store_version: int | None = None) -> None:
         """Bring the gauges and the engine's counters up to date (cheap: no store read)."""
         engine = self.engine
         computed, cached = engine.computed, engine.served_cached
@@ -147,10 +169,23 @@ class Metrics:
         if engine.load_seconds is not None:
             self.load.set(engine.load_seconds)
         self.clients.set(len(self.hub.clients))
+        known = self.hub.store_version if store_version is None else store_version
+        if known is not None:
+            self.store_version.set(known)
+            served = index.version if index is not None else 0
+            behind = max(0, known - served)
+            self.lag.set(behind)
+            # since the hub saw the store move past the index; a move it has not seen yet is new
+            seen, since = self.hub.store_version, self.hub.learnt_at
+            if behind and since is not None and seen is not None and seen > served:
+                self.lag_seconds.set(anyio.current_time() - since)
+            else:
+                self.lag_seconds.set(0.0)
 
-    def exposition(self) -> bytes:
-        """Every figure in the Prometheus text format (every worker's, under --workers)."""
-        self.refresh()
+    def exposition(self, store_version: int | None = None) -> bytes:
+        """Every figure in the Prometheus text format (every worker's, under --workers); `store_version`:
+        the store's data version just read (else the hub's last look at it)."""
+        self.refresh(store_version)
         if not self.shared:
             return generate_latest(self.registry)
         merged = CollectorRegistry()
@@ -224,6 +259,12 @@ def metrics_route(door: Door, metrics: Metrics) -> Route:
             principal.require(KeyScope.READ)
         except AnalyticsError as exc:
             return error_response(exc, credential_sent=bearer_sent(header))
-        return Response(metrics.exposition(), headers={"Cache-Control": "no-store"}, media_type=CONTENT_TYPE)
+        try:  # the lag is measured against the store as it is now, not as last looked at
+            version: int | None = await anyio.to_thread.run_sync(door.engine.data_version)
+        except AnalyticsError:  # the store is down: the figures as last known (its own probe is /readyz)
+            version = None
+        return Response(
+            metrics.exposition(version), headers={"Cache-Control": "no-store"}, media_type=CONTENT_TYPE
+        )
 
     return Route(METRICS_PATH, exposition, methods=["GET"])

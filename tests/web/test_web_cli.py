@@ -51,11 +51,13 @@ class Running:
 
 
 @asynccontextmanager
-async def serve(store: SQLiteStore, *args: str) -> AsyncIterator[Running]:
-    """`cymetica-mcp serve --port 0` with CYMETICA_NOW fixed; yields once its banner names the URL."""
+async def serve(store: SQLiteStore | str, *args: str) -> AsyncIterator[Running]:
+    """`cymetica-mcp serve --port 0` over `store` (a SQLite store, or a PostgreSQL URL) with CYMETICA_NOW
+    fixed; yields once its banner names the URL."""
     env = {**os.environ, "CYMETICA_NOW": NOW_ISO}
     env.pop("CYMETICA_JWT_SECRET", None)
-    command = [*CLI, "--db", str(store.path), "serve", "--port", "0", *args]
+    db = store if isinstance(store, str) else str(store.path)
+    command = [*CLI, "--db", db, "serve", "--port", "0", *args]
     async with await anyio.open_process(command, env=env) as process:
         assert process.stdout is not None
         lines: list[str] = []
