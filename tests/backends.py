@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from weakref import WeakKeyDictionary
 
+from psycopg import conninfo
+
 from cymetica_mcp.store import PostgresStore, SQLiteStore, Store
 
 if TYPE_CHECKING:
@@ -57,6 +59,21 @@ def migrated(cluster: Cluster) -> str:
         PostgresStore(url).close()
         _migrated[cluster] = url
     return _migrated[cluster]
+
+
+def location(store: Store) -> str:
+    """The `--db` argument that opens `store` in another process: its file, or its URL with the password."""
+    if isinstance(store, SQLiteStore):
+        return str(store.path)
+    assert isinstance(store, PostgresStore), type(store)
+    params = conninfo.conninfo_to_dict(store.address.conninfo)
+    return f"postgresql://{params['user']}:{params['password']}@{params['host']}:{params['port']}/{params['dbname']}"
+
+
+def close(store: Store) -> None:
+    """Release what `store` holds open (a PostgreSQL store's pool; a SQLite store holds nothing)."""
+    if isinstance(store, PostgresStore):
+        store.close()
 
 
 def rows(store: Store, query: str) -> list[tuple[object, ...]]:

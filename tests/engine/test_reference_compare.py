@@ -328,10 +328,12 @@ def seeded_dataset(seed: int) -> Dataset:
     return Dataset(now, users, trades)
 
 
-def test_cli_dashboard_json_equals_reference(tmp_path: Path) -> None:
+def test_cli_dashboard_json_equals_reference(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     data = seeded_dataset(20260320)
     exe = cli_path()
-    db = str(tmp_path / "cli.db")
+    db = str(tmp_path / "cli.db") if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
     users = ref.write_users_csv(tmp_path / "users.csv", data.users)
     trades = ref.write_trades_csv(tmp_path / "trades.csv", data.trades)
     done = subprocess.run(
