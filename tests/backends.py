@@ -36,16 +36,26 @@ def fresh_store(backend: str, cluster: Callable[[], Cluster]) -> Iterator[Store]
     assert backend == "postgresql", backend
     pg = cluster()
     if not pg.running:  # a fault test before this one may have left the server down
-        pg.start()
-    url = pg.create_database(template=migrated(pg))
+        pg.start()  # (before `migrated`, which may create the template)
+    with pg_copy(pg, migrated(pg)) as store:
+        yield store
+
+
+@contextmanager
+def pg_copy(cluster: Cluster, template: str) -> Iterator[PostgresStore]:
+    """A new database of `cluster` copied from the database `template` (by name or URL; nobody may be
+    connected to it), opened as a store; dropped when the block ends."""
+    if not cluster.running:  # a fault test before this one may have left the server down
+        cluster.start()
+    url = cluster.create_database(template=template)
     store = PostgresStore(url)
     try:
         yield store
     finally:
         store.close()
-        if not pg.running:
-            pg.start()
-        pg.drop_database(url)
+        if not cluster.running:
+            cluster.start()
+        cluster.drop_database(url)
 
 
 _migrated: WeakKeyDictionary[Cluster, str] = WeakKeyDictionary()

@@ -25,7 +25,7 @@ from cymetica_mcp.engine import Engine, open_engine
 from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
 from cymetica_mcp.store import PostgresStore, SQLiteStore, Store
 from cymetica_mcp.windows import parse_instant
-from tests.backends import BACKENDS, fresh_store
+from tests.backends import BACKENDS, fresh_store, pg_copy
 
 if TYPE_CHECKING:
     from tests.postgres import Cluster
@@ -205,18 +205,8 @@ def any_demo_store(backend: str, request: pytest.FixtureRequest) -> Iterator[Sto
         yield request.getfixturevalue("demo_store")
         return
     original: str = request.getfixturevalue("pg_demo_original")
-    cluster: Cluster = request.getfixturevalue("pg_cluster")
-    if not cluster.running:
-        cluster.start()
-    url = cluster.create_database(template=original)
-    store = PostgresStore(url)
-    try:
+    with pg_copy(request.getfixturevalue("pg_cluster"), original) as store:
         yield store
-    finally:
-        store.close()
-        if not cluster.running:
-            cluster.start()
-        cluster.drop_database(url)
 
 
 @pytest.fixture
