@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from cymetica_mcp.engine import TradeIndex, compute
@@ -358,3 +360,50 @@ def test_the_kept_totals_count_only_inserted_trades_and_are_summed_for_an_older_
     }
     import_files(seeded, trades=write(tmp_path, "t3.jsonl", json.dumps(t4) + "\n"))
     assert kept() == summed() == (104_500_000, 14_250_000)
+
+
+def test_nul_in_an_id_is_kept_by_sqlite_and_refused_whole_by_postgresql(
+    store: Store, backend: str, tmp_path: Path
+) -> None:
+    """The one documented difference between the backends: a PostgreSQL `text` cannot hold NUL
+    (U+0000), so that store refuses the import whole (`import_refused`, nothing written), naming it."""
+    users = write(tmp_path, "u.csv", USERS + "ok,human,1,2026-01-01T00:00:00Z\n")
+    import_files(store, users)
+    before = content(store)
+    for name, users_text, trades_text in [
+        ("user_id", USERS + "n\x00u,agent,2,2026-01-01T00:00:00Z\n", None),
+        ("trade_id", None, TRADES + "a\x00b,ok,2026-03-20T10:00:00Z,1,0\n"),
+    ]:
+        u = write(tmp_path, f"{name}.csv", users_text) if users_text else None
+        t = write(tmp_path, f"{name}-t.csv", trades_text) if trades_text else None
+        if backend == "sqlite":
+            import_files(store, u, t)
+            continue
+        with pytest.raises(AnalyticsError) as refused:
+            import_files(store, u, t)
+        assert refused.value.code == "import_refused"
+        assert f"a {name} holds the character NUL (U+0000)" in refused.value.message
+        assert "the store is unchanged" in refused.value.message
+        assert content(store) == before
+    if backend == "sqlite":
+        assert rows(store, "SELECT user_id FROM users ORDER BY id") == [("ok",), ("n\x00u",)]
+        assert rows(store, "SELECT trade_id FROM trades") == [("a\x00b",)]
+
+
+def test_the_store_itself_refuses_a_trade_naming_no_user(store: Store) -> None:
+    """Behind the importer's own check, each store's `TradeWriter.finish` refuses a trade whose user is
+    not stored (SQLite: a foreign key check; PostgreSQL: one query over the users named), and the
+    import is rolled back."""
+    before = content(store)
+
+    def import_an_orphan() -> None:
+        with store.importing() as tx:
+            tx.set_data_version(tx.data_version() + 1)
+            writer = tx.trades()
+            assert writer.write([("t1", 999, 1_774_000_000, 1_000_000, 0)]) == 1
+            writer.finish()
+
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.ForeignKeyViolation)):
+        import_an_orphan()
+    assert content(store) == before
+    assert store.data_version() == 0
