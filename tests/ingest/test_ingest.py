@@ -14,6 +14,9 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import MAX_LISTED_ERRORS, ImportRefused, import_files
 from cymetica_mcp.models import Filter, Period
 from cymetica_mcp.store import Store
+from cymetica_mcp.store import _connection as sqlite_connection
+from cymetica_mcp.store.postgres import _connect as pg_connect
+from cymetica_mcp.store.postgres import _imports as pg_imports
 from tests.backends import content, execute, rows
 from tests.conftest import NOW
 
@@ -407,3 +410,20 @@ def test_the_store_itself_refuses_a_trade_naming_no_user(store: Store) -> None:
         import_an_orphan()
     assert content(store) == before
     assert store.data_version() == 0
+
+
+def test_an_import_waiting_too_long_for_another_is_unavailable_with_one_message(
+    store: Store, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import that waits past the store's wait for another writer (10 s; 1 s here) gets `unavailable`
+    saying so, in the same words on both backends, and writes nothing."""
+    monkeypatch.setattr(sqlite_connection, "BUSY_TIMEOUT_MS", 1_000)
+    monkeypatch.setattr(pg_connect, "LOCK_SECONDS", 1)
+    monkeypatch.setattr(pg_imports, "BEGIN", ("SET LOCAL lock_timeout = '1s'", *pg_imports.BEGIN[1:]))
+    users = write(tmp_path, "u.csv", USERS + "x,human,1,2026-01-01T00:00:00Z\n")
+    before = content(store)
+    with store.importing(), pytest.raises(AnalyticsError) as refused:  # another import holds the store
+        import_files(store, users)
+    assert refused.value.code == "unavailable"
+    assert refused.value.message == "another write has held the store for over 1 s; retry when it is done"
+    assert content(store) == before
