@@ -80,8 +80,8 @@ def pytest_runtest_makereport(
     return report
 
 
-def import_command(db: Path, *args: str) -> list[str]:
-    """The command line importing into `db`, as a user runs it."""
+def import_command(db: Path | str, *args: str) -> list[str]:
+    """The command line importing into `db` (a path or a URL), as a user runs it."""
     return [sys.executable, "-m", "cymetica_mcp", "--db", str(db), "import", *args]
 
 
