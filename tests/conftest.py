@@ -13,8 +13,9 @@ import os
 import shutil
 import sqlite3
 import sys
-from collections.abc import Generator, Iterator
-from contextlib import closing
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager, closing
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -22,8 +23,9 @@ import pytest
 
 from cymetica_mcp.engine import Engine, open_engine
 from cymetica_mcp.ingest import DemoSpec, import_files, write_demo
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import PostgresStore, SQLiteStore, Store
 from cymetica_mcp.windows import parse_instant
+from tests.backends import BACKENDS, fresh_store, pg_copy
 
 if TYPE_CHECKING:
     from tests.postgres import Cluster
@@ -78,8 +80,8 @@ def pytest_runtest_makereport(
     return report
 
 
-def import_command(db: Path, *args: str) -> list[str]:
-    """The command line importing into `db`, as a user runs it."""
+def import_command(db: Path | str, *args: str) -> list[str]:
+    """The command line importing into `db` (a path or a URL), as a user runs it."""
     return [sys.executable, "-m", "cymetica_mcp", "--db", str(db), "import", *args]
 
 
@@ -101,11 +103,18 @@ def store(tmp_path: Path) -> SQLiteStore:
 
 
 @pytest.fixture(scope="session")
-def demo_original(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small deterministic demo dataset ending at NOW, written and imported once per session."""
-    folder = tmp_path_factory.mktemp("demo")
-    store = SQLiteStore(folder / "demo.db")
-    import_files(store, *write_demo(DemoSpec(users=120, trades=4_000, days=70, seed=3), NOW, folder))
+def demo_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small deterministic demo dataset ending at NOW (users.csv, trades.csv), written once per session."""
+    return write_demo(
+        DemoSpec(users=120, trades=4_000, days=70, seed=3), NOW, tmp_path_factory.mktemp("demo")
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_original(demo_files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo dataset imported into a SQLite file, once per session."""
+    store = SQLiteStore(tmp_path_factory.mktemp("demo-db") / "demo.db")
+    import_files(store, *demo_files)
     return store.path
 
 
@@ -150,3 +159,59 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
     if not pg_cluster.running:  # this test stopped or killed it: bring it back for the next one
         pg_cluster.start()
     pg_cluster.drop_database(url)
+
+
+# -- both backends: suites stating a rule of every store run once on each (tests/backends.py) ----------
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store backend this run of the test uses: "sqlite" or "postgresql"."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def new_store(request: pytest.FixtureRequest) -> Callable[[str], AbstractContextManager[Store]]:
+    """`new_store(backend)`: a fresh empty store of that backend for a `with` block, for tests that make
+    many (a hypothesis example each); PostgreSQL's cluster starts on first use only."""
+    return partial(fresh_store, cluster=lambda: request.getfixturevalue("pg_cluster"))
+
+
+@pytest.fixture
+def any_store(backend: str, new_store: Callable[[str], AbstractContextManager[Store]]) -> Iterator[Store]:
+    """An empty store of the test's backend: a fresh SQLite file or a fresh PostgreSQL database."""
+    with new_store(backend) as store:
+        yield store
+
+
+@pytest.fixture(scope="session")
+def pg_demo_original(pg_cluster: Cluster, demo_files: tuple[Path, Path]) -> str:
+    """The demo dataset imported into a PostgreSQL database once per session: the template that
+    `any_demo_store` copies (nobody stays connected to it)."""
+    url = pg_cluster.create_database()
+    store = PostgresStore(url)
+    try:
+        import_files(store, *demo_files)
+    finally:
+        store.close()
+    return url
+
+
+@pytest.fixture
+def any_demo_store(backend: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A private copy of the demo store on the test's backend: SQLite's `demo_store`, or a new database
+    made from the session's imported one (`CREATE DATABASE ... TEMPLATE`, a file copy: milliseconds)."""
+    if backend == "sqlite":
+        yield request.getfixturevalue("demo_store")
+        return
+    original: str = request.getfixturevalue("pg_demo_original")
+    with pg_copy(request.getfixturevalue("pg_cluster"), original) as store:
+        yield store
+
+
+@pytest.fixture
+def any_engine(any_demo_store: Store) -> Iterator[Engine]:
+    """An engine over the test's demo store on its backend, its clock fixed at NOW."""
+    engine = open_engine(any_demo_store, now=NOW)
+    yield engine
+    engine.close()

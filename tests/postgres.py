@@ -239,10 +239,12 @@ class Cluster:
 
     # -- databases ------------------------------------------------------------------------------------
 
-    def create_database(self) -> str:
-        """A new empty database with a unique name, owned by role `cymetica`; returns its `url()`."""
+    def create_database(self, template: str = "template0") -> str:
+        """A new database with a unique name, owned by role `cymetica`, empty or a copy of the database
+        `template` (by name or `url()`; nobody may be connected to it); returns its `url()`."""
         name = f"cymetica_test_{os.getpid()}_{next(_names)}"
-        self.admin_sql(f'CREATE DATABASE "{name}" OWNER {ROLE} TEMPLATE template0')
+        template = template.rsplit("/", 1)[-1]
+        self.admin_sql(f'CREATE DATABASE "{name}" OWNER {ROLE} TEMPLATE "{template}"')
         return self.url(name)
 
     def drop_database(self, name: str) -> None:

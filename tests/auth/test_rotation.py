@@ -9,17 +9,18 @@ import pytest
 
 from cymetica_mcp.auth import Authenticator, KeyRing
 from cymetica_mcp.errors import AnalyticsError
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import Store
+from tests.backends import location
 from tests.conftest import clean_env
 
 
-def test_a_rotation_by_another_process_refuses_old_jwts_only(store: SQLiteStore) -> None:
+def test_a_rotation_by_another_process_refuses_old_jwts_only(store: Store) -> None:
     _, key = KeyRing(store).create("agent")
     serving = Authenticator(store)  # the store's secret, as `serve` and `mcp` use it
     old, _ = serving.issue(serving.authenticate(key))
     assert serving.authenticate(old).key_id == 1
     done = subprocess.run(
-        [sys.executable, "-m", "cymetica_mcp", "--db", str(store.path), "keys", "rotate-jwt-secret"],
+        [sys.executable, "-m", "cymetica_mcp", "--db", location(store), "keys", "rotate-jwt-secret"],
         capture_output=True,
         text=True,
         env=clean_env(),
@@ -36,13 +37,13 @@ def test_a_rotation_by_another_process_refuses_old_jwts_only(store: SQLiteStore)
     serving.close()
 
 
-def test_a_configured_secret_is_not_rotated(store: SQLiteStore) -> None:
+def test_a_configured_secret_is_not_rotated(store: Store) -> None:
     _, key = KeyRing(store).create("agent")
     fixed = Authenticator(store, b"s" * 32)
     token, _ = fixed.issue(fixed.authenticate(key))
     env = {**clean_env(), "CYMETICA_JWT_SECRET": "s" * 32}
     done = subprocess.run(
-        [sys.executable, "-m", "cymetica_mcp", "--db", str(store.path), "keys", "rotate-jwt-secret"],
+        [sys.executable, "-m", "cymetica_mcp", "--db", location(store), "keys", "rotate-jwt-secret"],
         capture_output=True,
         text=True,
         env=env,

@@ -8,17 +8,20 @@ from contextlib import closing
 from pathlib import Path
 
 import jwt
+import psycopg
 import pytest
 
 from cymetica_mcp.auth import JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Scope
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import Store, open_store
 from cymetica_mcp.store._schema import MIGRATIONS
+from cymetica_mcp.store.postgres._schema import MIGRATIONS as PG_MIGRATIONS
+from tests.backends import close
 
 
 @pytest.fixture
-def authenticator(store: SQLiteStore) -> Authenticator:
+def authenticator(store: Store) -> Authenticator:
     return Authenticator(store, jwt_secret(store, None))
 
 
@@ -31,7 +34,7 @@ def test_scopes_parse_from_a_list_and_refuse_the_unknown() -> None:
         assert refused.value.code == "invalid_argument" and "read, ingest" in refused.value.message
 
 
-def test_a_key_and_its_token_carry_its_scopes(store: SQLiteStore, authenticator: Authenticator) -> None:
+def test_a_key_and_its_token_carry_its_scopes(store: Store, authenticator: Authenticator) -> None:
     _, reader = KeyRing(store).create("reader")
     _, writer = KeyRing(store).create("writer", (Scope.INGEST,))
     for secret, scopes in ((reader, {Scope.READ}), (writer, {Scope.INGEST})):
@@ -45,7 +48,7 @@ def test_a_key_and_its_token_carry_its_scopes(store: SQLiteStore, authenticator:
 
 
 def test_a_token_from_before_scopes_reads_and_never_grants_more_than_its_key(
-    store: SQLiteStore, authenticator: Authenticator
+    store: Store, authenticator: Authenticator
 ) -> None:
     info, _ = KeyRing(store).create("reader")
     secret = jwt_secret(store, None)
@@ -58,7 +61,7 @@ def test_a_token_from_before_scopes_reads_and_never_grants_more_than_its_key(
 
 
 def test_an_expired_key_is_refused_and_its_token_expires_with_it(
-    store: SQLiteStore, authenticator: Authenticator
+    store: Store, authenticator: Authenticator
 ) -> None:
     _, secret = KeyRing(store).create("brief", lifetime=1)
     token, lifetime = authenticator.issue(authenticator.authenticate(secret))
@@ -70,15 +73,34 @@ def test_an_expired_key_is_refused_and_its_token_expires_with_it(
         assert refused.value.code == "unauthorized" and "expired" in refused.value.message
 
 
-def test_keys_made_before_scopes_keep_read_and_never_expire(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    with closing(sqlite3.connect(path)) as conn:  # a store as the previous schema left it
-        for script in MIGRATIONS[:3]:
-            conn.executescript(script)
-        conn.execute(
-            "INSERT INTO api_keys (name, prefix, secret_hash, created_at) VALUES ('old', 'cym_x', x'00', 1)"
-        )
-        conn.execute("PRAGMA user_version = 3")
-        conn.commit()
-    (key,) = KeyRing(SQLiteStore(path)).list()
-    assert (key.name, key.scopes, key.expires_at) == ("old", ("read",), None)
+def test_keys_made_before_scopes_keep_read_and_never_expire(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A store as the previous schema (3) left it, written with each backend's own SQL, then opened."""
+    key_row = (
+        "INSERT INTO api_keys (name, prefix, secret_hash, created_at) VALUES ('old', 'cym_x', '\\x00', 1)"
+    )
+    if backend == "sqlite":
+        location = str(tmp_path / "old.db")
+        with closing(sqlite3.connect(location)) as conn:
+            for script in MIGRATIONS[:3]:
+                conn.executescript(script)
+            conn.execute(key_row.replace("'\\x00'", "x'00'"))
+            conn.execute("PRAGMA user_version = 3")
+            conn.commit()
+    else:
+        location = str(request.getfixturevalue("pg_url"))
+        with psycopg.connect(location, autocommit=True) as pg, pg.transaction():
+            pg.execute("CREATE TABLE cymetica_schema (version integer NOT NULL)")
+            for script in PG_MIGRATIONS[:3]:
+                for statement in filter(None, (part.strip() for part in script.split(";"))):
+                    pg.execute(statement.encode())
+            pg.execute(key_row.encode())
+            pg.execute("INSERT INTO cymetica_schema (version) VALUES (3)")
+    store = open_store(location)
+    try:
+        (key,) = KeyRing(store).list()
+        assert (key.name, key.scopes, key.expires_at) == ("old", ("read",), None)
+        assert store.schema_version() == len(MIGRATIONS) == len(PG_MIGRATIONS)
+    finally:
+        close(store)

@@ -2,7 +2,7 @@
 
 Each fixture folder holds `users.csv`, `trades.csv` and `expected.json`, whose figures were worked out by
 hand from the contract, not produced by any program. The engine must show them (loaded through the real
-import into a real SQLite file) and so must the reference, so the reference is checked too.
+import into a real SQLite file and a real PostgreSQL database) and so must the reference, so the reference is checked too.
 
 A case lists the metric cards and distribution in full, the first and last bucket start, and the
 series points that hold something; every series point it does not list must be all zero.
@@ -19,7 +19,7 @@ import pytest
 from cymetica_mcp.engine import Engine
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import Store
 from tests import reference as ref
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -78,8 +78,8 @@ def check_against_hand_figures(board: dict[str, Any], case: dict[str, Any], who:
 
 
 @pytest.mark.parametrize(("folder", "case"), cases())
-def test_engine_shows_the_hand_worked_figures(tmp_path: Path, folder: Path, case: dict[str, Any]) -> None:
-    store = SQLiteStore(tmp_path / "golden.db")
+def test_engine_shows_the_hand_worked_figures(any_store: Store, folder: Path, case: dict[str, Any]) -> None:
+    store = any_store  # both backends: the figures are the store's rows, whichever database holds them
     import_files(store, users=folder / "users.csv", trades=folder / "trades.csv")
     engine = Engine(store)
     try:

@@ -15,19 +15,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cymetica_mcp.engine import Engine
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import Store
 from tests import reference as ref
+from tests.backends import BACKENDS
 from tests.reference import DAY, HOUR, MICRO, PAIRS, PERIODS
 
 MIDNIGHT = 1_773_964_800  # 2026-03-20T00:00:00Z
@@ -40,6 +43,7 @@ PROFILE = settings(
 )
 
 Row = dict[str, Any]
+NewStore = Callable[[str], AbstractContextManager[Store]]
 
 
 @dataclass
@@ -219,7 +223,7 @@ def check(engine: Engine, data_users: Sequence[Row], data_trades: Sequence[Row],
         assert not problems, f"filter={f} period={p} now={ref.iso(now)}:\n" + "\n".join(problems[:20])
 
 
-def load(store: SQLiteStore, folder: Path, users: Sequence[Row], trades: Sequence[Row], tag: str) -> None:
+def load(store: Store, folder: Path, users: Sequence[Row], trades: Sequence[Row], tag: str) -> None:
     u = ref.write_users_csv(folder / f"users{tag}.csv", users) if users else None
     t = ref.write_trades_csv(folder / f"trades{tag}.csv", trades) if trades else None
     if u is not None or t is not None:
@@ -229,14 +233,16 @@ def load(store: SQLiteStore, folder: Path, users: Sequence[Row], trades: Sequenc
 # --------------------------------------------------------------------------- the properties
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(PROFILE, max_examples=120)
 @example(data=tie_dataset())
 @example(data=change_tie_dataset())
 @given(data=datasets())
-def test_engine_equals_reference_for_every_filter_and_period(data: Dataset) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+def test_engine_equals_reference_for_every_filter_and_period(
+    new_store: NewStore, backend: str, data: Dataset
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp, new_store(backend) as store:
         folder = Path(tmp)
-        store = SQLiteStore(folder / "x.db")
         load(store, folder, data.users, data.trades, "")
         engine = Engine(store)
         try:
@@ -245,13 +251,15 @@ def test_engine_equals_reference_for_every_filter_and_period(data: Dataset) -> N
             engine.close()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(PROFILE, max_examples=35)
 @given(data=datasets(max_users=25, max_trades=200, second_import=True))
-def test_engine_after_a_second_import_equals_reference(data: Dataset) -> None:
+def test_engine_after_a_second_import_equals_reference(
+    new_store: NewStore, backend: str, data: Dataset
+) -> None:
     """One engine across two imports (updated kinds and capitals, new users, repeated trade_ids)."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, new_store(backend) as store:
         folder = Path(tmp)
-        store = SQLiteStore(folder / "x.db")
         load(store, folder, data.users, data.trades, "1")
         engine = Engine(store, max_age=0.0)
         try:
@@ -320,10 +328,12 @@ def seeded_dataset(seed: int) -> Dataset:
     return Dataset(now, users, trades)
 
 
-def test_cli_dashboard_json_equals_reference(tmp_path: Path) -> None:
+def test_cli_dashboard_json_equals_reference(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     data = seeded_dataset(20260320)
     exe = cli_path()
-    db = str(tmp_path / "cli.db")
+    db = str(tmp_path / "cli.db") if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
     users = ref.write_users_csv(tmp_path / "users.csv", data.users)
     trades = ref.write_trades_csv(tmp_path / "trades.csv", data.trades)
     done = subprocess.run(

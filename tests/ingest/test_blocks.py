@@ -8,6 +8,10 @@ CRLF and lone CR, blank lines, bad numbers, unknown users, repeated trade_ids, b
 UTF-8...), read in tiny blocks so that one file runs through many fast and slow blocks. Both imports
 must end the same: the same report or the same refusal (every listed error, the total), the same
 rows, and chunks that agree with the rows.
+
+SQLite only: what is under test is the reading (the store is the sink both paths write to) and the
+packed chunks, which only the SQLite store keeps; the import rules themselves run on both backends in
+test_ingest.py.
 """
 
 from __future__ import annotations

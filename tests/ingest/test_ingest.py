@@ -1,17 +1,23 @@
-"""The import contract (CONTRACT.md section 1) through real SQLite files."""
+"""The import contract (CONTRACT.md section 1) through real SQLite files and real PostgreSQL databases."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from cymetica_mcp.engine import TradeIndex, compute
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import MAX_LISTED_ERRORS, ImportRefused, import_files
 from cymetica_mcp.models import Filter, Period
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import Store
+from cymetica_mcp.store import _connection as sqlite_connection
+from cymetica_mcp.store.postgres import _connect as pg_connect
+from cymetica_mcp.store.postgres import _imports as pg_imports
+from tests.backends import content, execute, rows
 from tests.conftest import NOW
 
 USERS = "user_id,kind,capital_usdc,created_at\n"
@@ -24,19 +30,14 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def content(store: SQLiteStore) -> list[str]:
-    """Everything the store holds, as SQL: equal lists mean equal content."""
-    with store.read() as conn:
-        return list(conn.iterdump())
-
-
-def rows(store: SQLiteStore, sql: str) -> list[tuple[object, ...]]:
-    with store.read() as conn:
-        return conn.execute(sql).fetchall()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Every test here runs on both backends (the `backend` fixture): the rules are every store's."""
+    return any_store
 
 
 @pytest.fixture
-def seeded(store: SQLiteStore, tmp_path: Path) -> SQLiteStore:
+def seeded(store: Store, tmp_path: Path) -> Store:
     users = write(
         tmp_path,
         "u0.csv",
@@ -47,7 +48,7 @@ def seeded(store: SQLiteStore, tmp_path: Path) -> SQLiteStore:
     return store
 
 
-def test_amounts_are_stored_as_exact_micro_usdc(store: SQLiteStore, tmp_path: Path) -> None:
+def test_amounts_are_stored_as_exact_micro_usdc(store: Store, tmp_path: Path) -> None:
     users = write(tmp_path, "u.csv", USERS + "u1,human,1234.567891,2026-01-01T00:00:00Z\n")
     trades = write(
         tmp_path,
@@ -63,7 +64,7 @@ def test_amounts_are_stored_as_exact_micro_usdc(store: SQLiteStore, tmp_path: Pa
     ]
 
 
-def test_reimport_is_idempotent_and_users_are_updated(seeded: SQLiteStore, tmp_path: Path) -> None:
+def test_reimport_is_idempotent_and_users_are_updated(seeded: Store, tmp_path: Path) -> None:
     users = write(tmp_path, "u1.csv", USERS + "alice,agent,2500.5,2020-01-01T00:00:00Z\n")
     trades = write(
         tmp_path,
@@ -84,7 +85,7 @@ def test_reimport_is_idempotent_and_users_are_updated(seeded: SQLiteStore, tmp_p
     ]
 
 
-def test_a_user_repeated_in_one_file_takes_the_last_row(store: SQLiteStore, tmp_path: Path) -> None:
+def test_a_user_repeated_in_one_file_takes_the_last_row(store: Store, tmp_path: Path) -> None:
     users = write(
         tmp_path, "u.csv", USERS + "x,human,1,2026-01-01T00:00:00Z\nx,agent,2,2026-01-02T00:00:00Z\n"
     )
@@ -97,7 +98,7 @@ def test_a_user_repeated_in_one_file_takes_the_last_row(store: SQLiteStore, tmp_
     assert (report.users_inserted, report.users_updated) == (0, 1)
 
 
-def test_times_are_converted_to_utc_and_fractions_dropped(store: SQLiteStore, tmp_path: Path) -> None:
+def test_times_are_converted_to_utc_and_fractions_dropped(store: Store, tmp_path: Path) -> None:
     users = write(tmp_path, "u.csv", USERS + "u,human,1,2026-01-01T00:00:00+02:00\n")
     trades = write(tmp_path, "t.csv", TRADES + "a,u,2026-03-20T12:34:56.999+01:30,1,0\n")
     import_files(store, users, trades)
@@ -105,7 +106,7 @@ def test_times_are_converted_to_utc_and_fractions_dropped(store: SQLiteStore, tm
     assert rows(store, "SELECT ts FROM trades") == [(1774004696,)]  # 11:04:56Z
 
 
-def test_csv_columns_may_come_in_any_order(store: SQLiteStore, tmp_path: Path) -> None:
+def test_csv_columns_may_come_in_any_order(store: Store, tmp_path: Path) -> None:
     users = write(tmp_path, "u.csv", "created_at,capital_usdc,kind,user_id\n2026-01-01T00:00:00Z,5,agent,b\n")
     trades = write(
         tmp_path, "t.csv", "pnl_usdc,volume_usdc,ts,user_id,trade_id\n-1,2,2026-03-20T00:00:00Z,b,x\n"
@@ -114,7 +115,7 @@ def test_csv_columns_may_come_in_any_order(store: SQLiteStore, tmp_path: Path) -
     assert (report.users_inserted, report.trades_inserted) == (1, 1)
 
 
-def test_json_lines_read_numbers_exactly(store: SQLiteStore, tmp_path: Path) -> None:
+def test_json_lines_read_numbers_exactly(store: Store, tmp_path: Path) -> None:
     users = write(
         tmp_path,
         "u.jsonl",
@@ -137,7 +138,7 @@ def test_json_lines_read_numbers_exactly(store: SQLiteStore, tmp_path: Path) -> 
 
 
 def test_ids_given_as_json_numbers_are_refused_naming_the_string_to_write(
-    store: SQLiteStore, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     user = {"user_id": 42, "kind": "human", "capital_usdc": 1, "created_at": "2026-01-01T00:00:00Z"}
     trade = {"trade_id": 7, "user_id": "u", "ts": "2026-03-20T00:00:00Z", "volume_usdc": 1, "pnl_usdc": 0}
@@ -167,7 +168,7 @@ BAD_TRADES = [
 
 @pytest.mark.parametrize(("line", "reason"), BAD_TRADES)
 def test_a_bad_row_refuses_the_whole_file_and_changes_nothing(
-    seeded: SQLiteStore, tmp_path: Path, line: str, reason: str
+    seeded: Store, tmp_path: Path, line: str, reason: str
 ) -> None:
     before = content(seeded)
     users = write(tmp_path, "u2.csv", USERS + "carol,human,5,2026-01-01T00:00:00Z\n")
@@ -179,7 +180,7 @@ def test_a_bad_row_refuses_the_whole_file_and_changes_nothing(
     assert content(seeded) == before
 
 
-def test_bad_users_are_refused_with_their_reasons(seeded: SQLiteStore, tmp_path: Path) -> None:
+def test_bad_users_are_refused_with_their_reasons(seeded: Store, tmp_path: Path) -> None:
     before = content(seeded)
     users = write(
         tmp_path,
@@ -206,7 +207,7 @@ def test_bad_users_are_refused_with_their_reasons(seeded: SQLiteStore, tmp_path:
     ],
 )
 def test_a_missing_or_unknown_column_refuses_the_file_naming_it(
-    seeded: SQLiteStore, tmp_path: Path, header: str, named: str
+    seeded: Store, tmp_path: Path, header: str, named: str
 ) -> None:
     before = content(seeded)
     trades = write(tmp_path, "t.csv", header + "\n")
@@ -217,7 +218,7 @@ def test_a_missing_or_unknown_column_refuses_the_file_naming_it(
     assert content(seeded) == before
 
 
-def test_many_bad_rows_are_counted_and_the_list_is_capped(seeded: SQLiteStore, tmp_path: Path) -> None:
+def test_many_bad_rows_are_counted_and_the_list_is_capped(seeded: Store, tmp_path: Path) -> None:
     bad = "".join(f"x{i},nobody,2026-03-20T10:00:00Z,1,0\n" for i in range(MAX_LISTED_ERRORS + 50))
     with pytest.raises(ImportRefused) as refused:
         import_files(seeded, trades=write(tmp_path, "t.csv", TRADES + bad))
@@ -226,7 +227,7 @@ def test_many_bad_rows_are_counted_and_the_list_is_capped(seeded: SQLiteStore, t
     assert "and 50 more" in refused.value.message
 
 
-def test_a_refused_import_does_not_bump_the_data_version(seeded: SQLiteStore, tmp_path: Path) -> None:
+def test_a_refused_import_does_not_bump_the_data_version(seeded: Store, tmp_path: Path) -> None:
     version = seeded.data_version()
     with pytest.raises(ImportRefused):
         import_files(seeded, trades=write(tmp_path, "t.csv", TRADES + "q,ghost,2026-03-20T10:00:00Z,1,0\n"))
@@ -235,14 +236,14 @@ def test_a_refused_import_does_not_bump_the_data_version(seeded: SQLiteStore, tm
     assert seeded.data_version() == version + 1
 
 
-def test_unknown_format_and_missing_files_are_clear_errors(store: SQLiteStore, tmp_path: Path) -> None:
+def test_unknown_format_and_missing_files_are_clear_errors(store: Store, tmp_path: Path) -> None:
     with pytest.raises(AnalyticsError, match=r"use a \.csv or \.jsonl file"):
         import_files(store, users=write(tmp_path, "u.txt", USERS))
     with pytest.raises(AnalyticsError, match="no such file"):
         import_files(store, users=tmp_path / "absent.csv")
 
 
-def test_one_bad_user_row_does_not_make_later_users_unknown(store: SQLiteStore, tmp_path: Path) -> None:
+def test_one_bad_user_row_does_not_make_later_users_unknown(store: Store, tmp_path: Path) -> None:
     users = write(
         tmp_path,
         "u.csv",
@@ -267,7 +268,7 @@ def test_one_bad_user_row_does_not_make_later_users_unknown(store: SQLiteStore, 
     ids=["amount-too-large", "not-utf8", "huge-field"],
 )
 def test_unreadable_or_out_of_range_input_is_refused_not_crashed(
-    seeded: SQLiteStore, tmp_path: Path, data: str | bytes, reason: str
+    seeded: Store, tmp_path: Path, data: str | bytes, reason: str
 ) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes(data if isinstance(data, bytes) else data.encode())
@@ -278,7 +279,7 @@ def test_unreadable_or_out_of_range_input_is_refused_not_crashed(
     assert content(seeded) == before
 
 
-def test_deeply_nested_json_is_a_bad_row(store: SQLiteStore, tmp_path: Path) -> None:
+def test_deeply_nested_json_is_a_bad_row(store: Store, tmp_path: Path) -> None:
     path = write(tmp_path, "u.jsonl", "[" * 100_000 + "\n")
     with pytest.raises(ImportRefused) as refused:
         import_files(store, users=path)
@@ -300,7 +301,7 @@ def big_trades(folder: Path, name: str, ids: range, fmt: str = "csv") -> Path:
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])  # the block reader and the row reader
 def test_an_import_taking_the_totals_past_the_engine_range_is_refused_and_changes_nothing(
-    seeded: SQLiteStore, tmp_path: Path, fmt: str
+    seeded: Store, tmp_path: Path, fmt: str
 ) -> None:
     import_files(seeded, trades=big_trades(tmp_path, f"t1.{fmt}", range(4), fmt))
     before = content(seeded)
@@ -319,7 +320,7 @@ def test_an_import_taking_the_totals_past_the_engine_range_is_refused_and_change
 
 @pytest.mark.parametrize(("volume", "pnl"), [(BIG, "0"), ("0.000001", f"-{BIG}")])
 def test_one_file_past_the_engine_range_is_refused_whole(
-    store: SQLiteStore, tmp_path: Path, volume: str, pnl: str
+    store: Store, tmp_path: Path, volume: str, pnl: str
 ) -> None:
     import_files(store, write(tmp_path, "u.csv", USERS + "alice,human,1,2026-01-01T00:00:00Z\n"))
     before = content(store)
@@ -330,7 +331,7 @@ def test_one_file_past_the_engine_range_is_refused_whole(
 
 
 def test_the_kept_totals_count_only_inserted_trades_and_are_summed_for_an_older_store(
-    seeded: SQLiteStore, tmp_path: Path
+    seeded: Store, tmp_path: Path
 ) -> None:
     def kept() -> tuple[object, ...]:
         found: dict[object, object] = {
@@ -341,8 +342,9 @@ def test_the_kept_totals_count_only_inserted_trades_and_are_summed_for_an_older_
     def summed() -> tuple[object, ...]:
         return rows(seeded, "SELECT sum(volume_micro), sum(abs(pnl_micro)) FROM trades")[0]
 
-    with seeded.write() as conn:  # a store written before the totals were kept
-        conn.execute("DELETE FROM meta WHERE key LIKE 'trade_%'")
+    execute(
+        seeded, "DELETE FROM meta WHERE key LIKE 'trade_%'"
+    )  # a store written before the totals were kept
     import_files(seeded, trades=write(tmp_path, "t1.csv", TRADES + "t2,alice,2026-03-20T10:00:00Z,3,-7\n"))
     assert kept() == summed() == (103_000_000, 12_000_000)
     # t1 and t2 are present already: only t3 counts (the block reader, then the row reader)
@@ -361,3 +363,67 @@ def test_the_kept_totals_count_only_inserted_trades_and_are_summed_for_an_older_
     }
     import_files(seeded, trades=write(tmp_path, "t3.jsonl", json.dumps(t4) + "\n"))
     assert kept() == summed() == (104_500_000, 14_250_000)
+
+
+def test_nul_in_an_id_is_kept_by_sqlite_and_refused_whole_by_postgresql(
+    store: Store, backend: str, tmp_path: Path
+) -> None:
+    """The one documented difference between the backends: a PostgreSQL `text` cannot hold NUL
+    (U+0000), so that store refuses the import whole (`import_refused`, nothing written), naming it."""
+    users = write(tmp_path, "u.csv", USERS + "ok,human,1,2026-01-01T00:00:00Z\n")
+    import_files(store, users)
+    before = content(store)
+    for name, users_text, trades_text in [
+        ("user_id", USERS + "n\x00u,agent,2,2026-01-01T00:00:00Z\n", None),
+        ("trade_id", None, TRADES + "a\x00b,ok,2026-03-20T10:00:00Z,1,0\n"),
+    ]:
+        u = write(tmp_path, f"{name}.csv", users_text) if users_text else None
+        t = write(tmp_path, f"{name}-t.csv", trades_text) if trades_text else None
+        if backend == "sqlite":
+            import_files(store, u, t)
+            continue
+        with pytest.raises(AnalyticsError) as refused:
+            import_files(store, u, t)
+        assert refused.value.code == "import_refused"
+        assert f"a {name} holds the character NUL (U+0000)" in refused.value.message
+        assert "the store is unchanged" in refused.value.message
+        assert content(store) == before
+    if backend == "sqlite":
+        assert rows(store, "SELECT user_id FROM users ORDER BY id") == [("ok",), ("n\x00u",)]
+        assert rows(store, "SELECT trade_id FROM trades") == [("a\x00b",)]
+
+
+def test_the_store_itself_refuses_a_trade_naming_no_user(store: Store) -> None:
+    """Behind the importer's own check, each store's `TradeWriter.finish` refuses a trade whose user is
+    not stored (SQLite: a foreign key check; PostgreSQL: one query over the users named), and the
+    import is rolled back."""
+    before = content(store)
+
+    def import_an_orphan() -> None:
+        with store.importing() as tx:
+            tx.set_data_version(tx.data_version() + 1)
+            writer = tx.trades()
+            assert writer.write([("t1", 999, 1_774_000_000, 1_000_000, 0)]) == 1
+            writer.finish()
+
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.ForeignKeyViolation)):
+        import_an_orphan()
+    assert content(store) == before
+    assert store.data_version() == 0
+
+
+def test_an_import_waiting_too_long_for_another_is_unavailable_with_one_message(
+    store: Store, backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import that waits past the store's wait for another writer (10 s; 1 s here) gets `unavailable`
+    saying so, in the same words on both backends, and writes nothing."""
+    monkeypatch.setattr(sqlite_connection, "BUSY_TIMEOUT_MS", 1_000)
+    monkeypatch.setattr(pg_connect, "LOCK_SECONDS", 1)
+    monkeypatch.setattr(pg_imports, "BEGIN", ("SET LOCAL lock_timeout = '1s'", *pg_imports.BEGIN[1:]))
+    users = write(tmp_path, "u.csv", USERS + "x,human,1,2026-01-01T00:00:00Z\n")
+    before = content(store)
+    with store.importing(), pytest.raises(AnalyticsError) as refused:  # another import holds the store
+        import_files(store, users)
+    assert refused.value.code == "unavailable"
+    assert refused.value.message == "another write has held the store for over 1 s; retry when it is done"
+    assert content(store) == before

@@ -14,18 +14,21 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic
 
 import anyio.to_thread
 import pytest
+from typing_extensions import TypeVar
 
 from cymetica_mcp.auth import Authenticator, KeyRing, jwt_secret
 from cymetica_mcp.engine import Engine, open_engine
-from cymetica_mcp.store import SQLiteStore
+from cymetica_mcp.store import SQLiteStore, Store
 from cymetica_mcp.web import AnalyticsApp, GracefulServer, WebOptions, base_url, bind, create_app, make_server
 from tests.conftest import NOW
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Store, default=SQLiteStore)
+"""The store a server serves: SQLite's demo store unless a test serves another backend's."""
 START_SECONDS = 10.0
 
 
@@ -46,14 +49,14 @@ class RecordingServer(GracefulServer):
 
 
 @dataclass
-class Served:
+class Served(Generic[S]):
     """A running server and what tests need to drive it."""
 
     url: str
     app: AnalyticsApp
     server: RecordingServer
     engine: Engine
-    store: SQLiteStore
+    store: S
 
     @property
     def ws_url(self) -> str:
@@ -72,14 +75,14 @@ class Served:
 
 @contextmanager
 def serving(
-    store: SQLiteStore,
+    store: S,
     engine: Engine | None = None,
     *,
     send_buffer: int | None = None,
     port: int = 0,
     jwt_lifetime: int | None = None,
     **options: Any,
-) -> Iterator[Served]:
+) -> Iterator[Served[S]]:
     """Run the app for `store` under uvicorn on 127.0.0.1:<port> (0: a free one) until the block ends.
 
     `jwt_lifetime` shortens the JWTs the token endpoint issues (seconds).

@@ -94,7 +94,7 @@ class Address:
         except psycopg.errors.LockNotAvailable:
             raise AnalyticsError(
                 "unavailable",
-                f"another import has held the store for over {LOCK_SECONDS} s; retry when it is done",
+                f"another write has held the store for over {LOCK_SECONDS} s; retry when it is done",
             ) from None
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             effect = "nothing was written" if writing else "nothing could be read"
