@@ -55,6 +55,8 @@ MOVE_TRADES: Final = """
     )
     SELECT count(*), coalesce(sum(volume_micro), 0), coalesce(sum(abs(pnl_micro)), 0) FROM inserted
 """
+BLOCK_SAVEPOINT: Final = "trades_block"
+"""The savepoint a block of trades is copied under (released when the next block sets it again)."""
 COPY_TRADES: Final = f"COPY trades ({TRADE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 COPY_STAGED: Final = (
     "COPY import_trades (seq, trade_id, user_ref, ts, volume_micro, pnl_micro) FROM STDIN (FORMAT BINARY)"
@@ -186,6 +188,7 @@ class PostgresTrades:
         self.volume_added = self.abs_pnl_added = 0
         self.users_named: set[int] = set()
         self._planned = self.before_id + 1  # the id `prepare` numbers its next block from
+        self._saving = False  # whether a block's savepoint is set
 
     def prepare(self, rows: TradeColumns) -> Prepared:
         """The rows as binary COPY data (runs on the import's parsing thread, block after block in
@@ -225,10 +228,16 @@ class PostgresTrades:
             return 0
         self.users_named.update(users)
         data = block.numbered(self.last_id + 1)
+        # one round trip (not two a block): the last block's savepoint released, this one's set
+        if self._saving:
+            self.conn.execute(f"RELEASE SAVEPOINT {BLOCK_SAVEPOINT}; SAVEPOINT {BLOCK_SAVEPOINT}")
+        else:
+            self.conn.execute(f"SAVEPOINT {BLOCK_SAVEPOINT}")
+            self._saving = True
         try:
-            with self.conn.transaction():  # a savepoint
-                _copy(self.conn, COPY_TRADES, data)
+            _copy(self.conn, COPY_TRADES, data)
         except psycopg.errors.UniqueViolation:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {BLOCK_SAVEPOINT}")
             return self._move(data)
         count = block.count
         self.last_id += count
