@@ -95,3 +95,37 @@ def test_binary_rows_renumbered_hold_the_ids_asked_for(pg_url: str, trade_ids: l
 def test_a_trade_id_holding_nul_is_refused_naming_the_column() -> None:
     with pytest.raises(AnalyticsError, match="a trade_id holds the character NUL"):
         binary_trades(1, ["ok", "n\x00"], [np.zeros(2, dtype=np.int64)] * 4)
+
+
+def _primary_key(pg_url: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'trades'::regclass AND contype IN ('p', 'u') ORDER BY conname"
+        ).fetchall()
+
+
+def test_the_primary_key_built_at_the_end_of_a_first_import_is_the_schema_s(
+    pg_url: str, tmp_path: Path
+) -> None:
+    store = open_store(pg_url)
+    schema = _primary_key(pg_url)
+    assert schema == [("trades_pkey", "PRIMARY KEY (id)"), ("trades_trade_id_key", "UNIQUE (trade_id)")]
+    users = tmp_path / "u.csv"
+    users.write_text(USERS, encoding="utf-8")
+    import_files(store, users)
+    bad = tmp_path / "bad.csv"  # refused after a first batch of 10,000 rows was written: rolled back whole
+    rows = "".join(f"b{i},u1,2026-01-03T00:00:00Z,1,0\n" for i in range(10_000))
+    bad.write_text(HEADER + rows + "t2,nobody,2026-01-03T00:00:00Z,1,0\n")
+    with pytest.raises(AnalyticsError):
+        import_files(store, trades=bad)
+    assert _primary_key(pg_url) == schema
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + "t1,u1,2026-01-03T00:00:00Z,1,0\n" + "t2,u2,2026-01-03T00:00:01Z,2,0\n")
+    assert import_files(store, trades=good).trades_inserted == 2
+    assert _primary_key(pg_url) == schema
+    with psycopg.connect(pg_url) as conn, pytest.raises(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "INSERT INTO trades (id, trade_id, user_ref, ts, volume_micro, pnl_micro) VALUES (2, 'n', 1, 0, 1, 0)"
+        )
+    assert store.check() == []
