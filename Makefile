@@ -12,7 +12,7 @@ SOURCES := cymetica_mcp tests examples benchmarks
 DEMO_KEY ?= $(DEMO_DB).key
 PORT ?= 8000
 
-.PHONY: install demo test lint typecheck architecture bench bench-quick bench-100m soak clean assets screenshots
+.PHONY: install demo test lint typecheck architecture bench bench-quick bench-pg bench-pg-quick bench-100m soak clean assets screenshots
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is required (python3.11, python3.12, python3.13 or python3)"; exit 1; }
@@ -70,6 +70,16 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run --size quick
+
+# Issue 17's PostgreSQL targets alone, on a throwaway cluster (needs the distribution's postgresql):
+# import vs psql \copy, a PostgreSQL-backed server vs a SQLite-backed one, replica catch-up.
+bench-pg: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.pg --size full
+
+bench-pg-quick: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python -m benchmarks.pg --size quick
 
 # The dashboard page, the MCP App view and the test host page, rebuilt from frontend/ with the versions
 # of frontend/package-lock.json (needs Node.js 20+ and npm). The built files are committed, so demo and

@@ -1,6 +1,7 @@
 """Measurements that need a process of their own (memory, or a clean import): one JSON line each.
 
     python -m benchmarks.probe import STORE USERS_CSV TRADES_CSV   # import rate and peak RSS
+    python -m benchmarks.probe import URL USERS_CSV TRADES_CSV     # the same into PostgreSQL
     python -m benchmarks.probe engine STORE NOW                    # a server's engine: load + RSS
     python -m benchmarks.probe duckdb USERS_CSV TRADES_CSV [ORDER] # the reference's RSS
 
@@ -41,16 +42,18 @@ def rss() -> dict[str, float]:
 
 
 def probe_import(store_path: str, users_csv: str, trades_csv: str) -> dict[str, Any]:
-    """Import the users, then time the trades file alone (validated, SQLite indexes included)."""
+    """Import the users, then time the trades file alone (validated, the store's indexes included);
+    `store_path` may be a `postgresql://` URL."""
     from cymetica_mcp.ingest import import_files
-    from cymetica_mcp.store import SQLiteStore
+    from cymetica_mcp.store import open_store
 
-    store = SQLiteStore(store_path)
+    store = open_store(store_path)
     import_files(store, Path(users_csv), None)
     before = rss()
     started = time.perf_counter()
     report = import_files(store, None, Path(trades_csv))
     wall = time.perf_counter() - started
+    getattr(store, "close", lambda: None)()  # a PostgreSQL store: its pool and listening thread
     return {
         "trades": report.trades_inserted,
         "rows": report.rows,

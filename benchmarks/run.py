@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from benchmarks import attack, doors, ingest, startup, workers
+from benchmarks import attack, doors, ingest, pg, startup, workers
 from benchmarks.dashboards import (
     REFERENCE_REPS,
     Side,
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ingest", action="store_true", help="skip the ingest-over-HTTP targets")
     parser.add_argument("--no-attack", action="store_true", help="skip the wrong-key flood target")
     parser.add_argument("--no-workers", action="store_true", help="skip the serve --workers curve")
+    parser.add_argument(
+        "--no-postgres", action="store_true", help="skip the PostgreSQL targets (issue 17; benchmarks/pg.py)"
+    )
     parser.add_argument("--strict", action="store_true", help="exit 2 when a target fails")
     args = parser.parse_args(argv)
     begun = time.perf_counter()
@@ -211,6 +214,17 @@ def main(argv: list[str] | None = None) -> int:
             log("a flood of wrong keys beside a valid caller ...")
             attack_rows, run.details["attack"] = attack.measure(run.data.store_path, folder, log)
             for row in attack_rows:
+                run.add(row)
+        if args.no_postgres or run.size == "100m":
+            reason = (
+                "--no-postgres" if args.no_postgres else "measured at 1M and 10M (python -m benchmarks.pg)"
+            )
+            for row in pg.skipped_rows(reason, run.size):
+                run.add(row)
+        else:
+            log("PostgreSQL (issue 17): import, dashboards against SQLite's, replica catch-up ...")
+            pg_rows, run.details["postgres"] = pg.measure(run.size, run.data, folder / "pg", log)
+            for row in pg_rows:
                 run.add(row)
 
     figures_ok = not run.differences
