@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from cymetica_mcp.store._connection import Kept, connect, reading, transaction
 from cymetica_mcp.store._interface import KeyInfo
-
-_COLUMNS: Final = "id, name, prefix, created_at, last_used_at, revoked_at, scopes, expires_at"
-
-
-def _info(row: tuple[Any, ...]) -> KeyInfo:
-    key_id, name, prefix, created_at, last_used_at, revoked_at, scopes, expires_at = row
-    return KeyInfo(
-        key_id, name, prefix, created_at, last_used_at, revoked_at, tuple(scopes.split(",")), expires_at
-    )
+from cymetica_mcp.store._key_queries import COLUMNS, KeyQueries, info
 
 
 class SQLiteKeys:
@@ -41,15 +33,13 @@ class SQLiteKeys:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (name, prefix, digest, created_at, ",".join(scopes), expires_at),
             )
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (cursor.lastrowid,)
-            ).fetchone()
-        return _info(row)
+            row = conn.execute(f"SELECT {COLUMNS} FROM api_keys WHERE id = ?", (cursor.lastrowid,)).fetchone()
+        return info(row)
 
     def all(self) -> list[KeyInfo]:
         """Every key, oldest first."""
         with reading(self.path) as conn:
-            return [_info(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id")]
+            return [info(r) for r in conn.execute(f"SELECT {COLUMNS} FROM api_keys ORDER BY id")]
 
     def revoke(self, key_id: int, at: int) -> KeyInfo | None:
         """Revoke a key at `at`; revoking twice keeps the first time."""
@@ -57,8 +47,8 @@ class SQLiteKeys:
             conn.execute(
                 "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (at, key_id)
             )
-            row = conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        return None if row is None else _info(row)
+            row = conn.execute(f"SELECT {COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else info(row)
 
     def touch(self, key_id: int, at: int) -> bool:
         """Record last use, never waiting for the writer: during a long import it is simply not recorded."""
@@ -79,34 +69,15 @@ class SQLiteKeys:
         return KeyLookup(Kept(self.path))
 
 
-class KeyLookup:
+class KeyLookup(KeyQueries):
     """Key rows by secret hash or by id, on a kept connection (the `KeyLookup` protocol)."""
 
     def __init__(self, kept: Kept) -> None:
         self._kept = kept
 
-    def by_digest(self, digest: bytes) -> tuple[KeyInfo, bytes] | None:
-        """The key whose secret hashes to `digest`, with the stored hash."""
-        row = self._kept.run(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE secret_hash = ?", (digest,)
-            ).fetchone()
-        )
-        return None if row is None else (_info(row[:-1]), bytes(row[-1]))
-
-    def by_id(self, key_id: int) -> KeyInfo | None:
-        """The key with this id."""
-        row = self._kept.run(
-            lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        )
-        return None if row is None else _info(row)
-
-    def secret(self, name: str) -> bytes | None:
-        """The setting `name` as stored now."""
-        row = self._kept.run(
-            lambda conn: conn.execute("SELECT value FROM settings WHERE key = ?", (name,)).fetchone()
-        )
-        return None if row is None else bytes(row[0])
+    def _fetch(self, query: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = self._kept.run(lambda conn: conn.execute(query, params).fetchone())
+        return row
 
     def close(self) -> None:
         """Release the kept connection."""

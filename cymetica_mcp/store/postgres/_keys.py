@@ -7,24 +7,17 @@ through the command line, is refused by all of them on their next request.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
 from cymetica_mcp.store._interface import KeyInfo
+from cymetica_mcp.store._key_queries import COLUMNS, KeyQueries, info
 from cymetica_mcp.store.postgres._connect import Address, Connection
 from cymetica_mcp.store.postgres._lend import Lender
 from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
 
 T = TypeVar("T")
-_COLUMNS: Final = "id, name, prefix, created_at, last_used_at, revoked_at, scopes, expires_at"
-
-
-def _info(row: tuple[Any, ...]) -> KeyInfo:
-    key_id, name, prefix, created_at, last_used_at, revoked_at, scopes, expires_at = row
-    return KeyInfo(
-        key_id, name, prefix, created_at, last_used_at, revoked_at, tuple(scopes.split(",")), expires_at
-    )
 
 
 class PostgresKeys:
@@ -61,28 +54,28 @@ class PostgresKeys:
         row = self._write(
             lambda conn: conn.execute(
                 "INSERT INTO api_keys (name, prefix, secret_hash, created_at, scopes, expires_at)"
-                f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                f" VALUES (%s, %s, %s, %s, %s, %s) RETURNING {COLUMNS}",
                 (name, prefix, digest, created_at, ",".join(scopes), expires_at),
             ).fetchone()
         )
         assert row is not None
-        return _info(row)
+        return info(row)
 
     def all(self) -> list[KeyInfo]:
         """Every key, oldest first."""
         return self._read(
-            lambda conn: [_info(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY id")]
+            lambda conn: [info(r) for r in conn.execute(f"SELECT {COLUMNS} FROM api_keys ORDER BY id")]
         )
 
     def revoke(self, key_id: int, at: int) -> KeyInfo | None:
         """Revoke a key at `at`; revoking twice keeps the first time."""
         row = self._write(
             lambda conn: conn.execute(
-                f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE id = %s RETURNING {_COLUMNS}",
+                f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, %s) WHERE id = %s RETURNING {COLUMNS}",
                 (at, key_id),
             ).fetchone()
         )
-        return None if row is None else _info(row)
+        return None if row is None else info(row)
 
     def touch(self, key_id: int, at: int) -> bool:
         """Record last use, never waiting for another writer of the row: then it is not recorded."""
@@ -101,34 +94,16 @@ class PostgresKeys:
         return PostgresKeyLookup(self)
 
 
-class PostgresKeyLookup:
+class PostgresKeyLookup(KeyQueries):
     """Key rows by secret hash or by id (the `KeyLookup` protocol), on the store's pool."""
+
+    MARK = "%s"
 
     def __init__(self, keys: PostgresKeys) -> None:
         self._keys = keys
 
-    def by_digest(self, digest: bytes) -> tuple[KeyInfo, bytes] | None:
-        """The key whose secret hashes to `digest`, with the stored hash."""
-        row = self._keys._read(
-            lambda conn: conn.execute(
-                f"SELECT {_COLUMNS}, secret_hash FROM api_keys WHERE secret_hash = %s", (digest,)
-            ).fetchone()
-        )
-        return None if row is None else (_info(row[:-1]), bytes(row[-1]))
-
-    def by_id(self, key_id: int) -> KeyInfo | None:
-        """The key with this id."""
-        row = self._keys._read(
-            lambda conn: conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)).fetchone()
-        )
-        return None if row is None else _info(row)
-
-    def secret(self, name: str) -> bytes | None:
-        """The setting `name` as stored now."""
-        row = self._keys._read(
-            lambda conn: conn.execute("SELECT value FROM settings WHERE key = %s", (name,)).fetchone()
-        )
-        return None if row is None else bytes(row[0])
+    def _fetch(self, query: str, params: tuple[object, ...]) -> tuple[Any, ...] | None:
+        return self._keys._read(lambda conn: conn.execute(query.encode(), params).fetchone())
 
     def close(self) -> None:
         """Nothing of its own to release: the connections are the store's pool's."""
