@@ -24,6 +24,7 @@ import anyio
 import httpx
 
 from benchmarks.report import Row, describe, failed, skipped, versus
+from cymetica_mcp.windows import iso
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 TARGETS: Final = (
@@ -120,6 +121,20 @@ def api_key(store_path: Path, name: str, scopes: tuple[str, ...] = ("read",)) ->
 
     _, secret = KeyRing(SQLiteStore(store_path)).create(name, tuple(Scope(s) for s in scopes))
     return secret
+
+
+def index_rebuild(store: Path, now: int) -> None:
+    """Build the SQLite store's kept index before its servers start (what a deployment does)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cymetica_mcp", "--db", str(store), "index", "rebuild"],
+        cwd=ROOT,
+        env={**os.environ, "CYMETICA_NOW": iso(now)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"index rebuild failed: {done.stderr[-2000:]}")
 
 
 def mcp_round_trip(store_path: Path, now: int, log: Log) -> Row:

@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import httpx
 
-from benchmarks.doors import free_port
+from benchmarks.doors import free_port, index_rebuild
 from benchmarks.report import Row, info, versus
 from benchmarks.suite import ROOT
 from cymetica_mcp.windows import iso
@@ -130,20 +130,6 @@ def serving(db: str, label: str, key: str, folder: Path, now: int) -> Iterator[S
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def index_rebuild(store: Path, now: int) -> None:
-    """Build the SQLite store's kept index before its server starts (what a deployment does)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cymetica_mcp", "--db", str(store), "index", "rebuild"],
-        cwd=ROOT,
-        env={**os.environ, "CYMETICA_NOW": iso(now)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"index rebuild failed: {done.stderr[-2000:]}")
 
 
 def cold(sides: list[Serving]) -> dict[str, list[float]]:

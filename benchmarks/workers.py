@@ -30,7 +30,15 @@ from typing import Any, Final
 
 import httpx
 
-from benchmarks.doors import DASHBOARD, REST_CONNECTIONS, REST_SECONDS, api_key, free_port, load
+from benchmarks.doors import (
+    DASHBOARD,
+    REST_CONNECTIONS,
+    REST_SECONDS,
+    api_key,
+    free_port,
+    index_rebuild,
+    load,
+)
 from benchmarks.report import Row, versus
 from cymetica_mcp.windows import iso
 
@@ -106,16 +114,7 @@ def curve(store: Path, now: int) -> dict[int, dict[str, Any]]:
     """The rate for each worker count: the three servers run side by side (idle but for the one
     under load) and their rounds alternate, so a busy neighbour slows each count alike."""
     key = api_key(store, "benchmark-workers")
-    prepare = subprocess.run(  # one kept index for all three, before any starts
-        [sys.executable, "-m", "cymetica_mcp", "--db", str(store), "index", "rebuild"],
-        cwd=ROOT,
-        env={**os.environ, "CYMETICA_NOW": iso(now)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if prepare.returncode != 0:
-        raise RuntimeError(f"index rebuild failed: {prepare.stderr[-2000:]}")
+    index_rebuild(store, now)  # one kept index for all three, before any starts
     found: dict[int, list[dict[str, Any]]] = {n: [] for n in COUNTS}
     with ExitStack() as stack:
         ports = {n: stack.enter_context(running(store, n, key, now)) for n in COUNTS}
