@@ -27,14 +27,14 @@ TS_MASK: Final = (1 << SHIFT) - 1
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = TOTAL_LIMIT
 _SLICE: Final = 1 << 20
-DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 18_000_000), (DAY, 20_000_000))
+DIRECTORIES: Final = ((HOUR, 16_000_000), (6 * HOUR, 25_000_000), (DAY, 20_000_000))
 """(slot width, cell budget) of the main run's directories, finest first; each covers the most
 recent slots its budget allows (cells of about 2.25 bytes: 16-bit offsets from anchors, `Directory`),
-and at most MAX_SLOTS of them. At 50k users: hourly 80 hours, so every boundary of a 24h dashboard and
-the partial last hour of every window are column reads; 6-hourly 31 days, every start of a 7d
-dashboard and its previous two windows, and the end of a 30d dashboard's previous window; daily
-every day. At 200k users (100M trades): hourly 20 hours, 6-hourly 22 days (still every boundary of a
-7d dashboard), daily 100 days (every day): about 95 MB."""
+and at most MAX_SLOTS of them. Up to 200k users (100M trades) that is: hourly 80 hours, so every
+boundary of a 24h dashboard and the partial last hour of every window are column reads; 6-hourly 31
+days, every start of a 7d dashboard and its previous two windows, and the end of a 30d dashboard's
+previous window; daily every day of 95 (at 200k users about 140 MB in all, of which a served index
+keeps resident only the columns its dashboards read). More users: fewer slots for the same budget."""
 MAX_SLOTS: Final = {HOUR: 80, 6 * HOUR: 124}
 """Slots a directory of that width holds at most: beyond them a coarser one answers as well."""
 
