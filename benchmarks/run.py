@@ -11,7 +11,6 @@ differs from DuckDB's (the first differing field is printed), 2 with --strict if
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -23,21 +22,20 @@ from typing import Any, Final
 from benchmarks import attack, doors, ingest, pg, startup, workers
 from benchmarks.dashboards import (
     REFERENCE_REPS,
-    Side,
+    Cold,
     active_growth,
     cold,
     cold_rows,
     companion,
     fresh_rows,
     live_rows,
+    sides,
 )
 from benchmarks.data import NOW, SIZES, dataset
 from benchmarks.importing import import_rows, measure_import, measure_sqlite_cli, memory_rows
-from benchmarks.reference_duckdb import ORDERS, Reference
+from benchmarks.reference_duckdb import ORDERS
 from benchmarks.report import Row, info, machine, skipped, table, versus, write_json
 from benchmarks.suite import Run
-from cymetica_mcp.engine import Engine
-from cymetica_mcp.store import SQLiteStore
 
 RESULTS: Final = Path(__file__).resolve().parent / "results"
 SIZE_LABELS: Final = {"quick": "1M", "full": "10M", "100m": "100M"}
@@ -89,34 +87,32 @@ def main(argv: list[str] | None = None) -> int:
         for row in startup.rows(started_up, run.data.size.trades):
             run.add(row)
 
-        log("loading the engine's index and DuckDB's tables in this process ...")
-        store = SQLiteStore(store_path)
-        engine = Engine(store, clock=lambda: NOW, max_age=1e9)
-        started = time.perf_counter()
-        index = engine.index()
-        load_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        reference = Reference.load(run.data.users_csv, run.data.trades_csv, run.order)
-        run.details["load_seconds"] = {"engine": load_seconds, "duckdb": time.perf_counter() - started}
-        log(f"  index {load_seconds:.1f} s, DuckDB {run.details['load_seconds']['duckdb']:.1f} s")
-
-        sides = [Side(SIZE_LABELS[run.size], index, reference, REFERENCE_REPS[run.size])]
+        log("dashboards: the engine, then DuckDB, each in a process of its own ...")
+        mine, theirs = sides(
+            run,
+            store_path,
+            run.data.users_csv,
+            run.data.trades_csv,
+            REFERENCE_REPS[run.size],
+            run.data.extra_csv,
+            True,
+        )
+        run.details["load_seconds"] = {"engine": mine["load_seconds"], "duckdb": theirs["load_seconds"]}
+        log(f"  index {mine['load_seconds']:.1f} s, DuckDB {theirs['load_seconds']:.1f} s")
+        log("cold dashboards (engine compute() vs DuckDB SQL) ...")
+        big = cold(run, SIZE_LABELS[run.size], mine, theirs)
+        small: Cold | None = None
         small_import: dict[str, Any] | None = None
         if run.size == "full":
             small, small_import = companion(run, folder)
-            sides.append(small)
-        log("cold dashboards (engine compute() vs DuckDB SQL) ...")
-        gc.collect()
-        results = cold(run, sides)
-        engine_median, duck_median = cold_rows(run, results[sides[0].label])
-        if small_import is not None:
-            quick = results[sides[1].label]
+        engine_median, duck_median = cold_rows(run, big)
+        if small is not None and small_import is not None:
+            quick = small
             run.details["cold_ms_1M"] = {
                 "engine": {pair: [t * 1e3 for t in times] for pair, times in quick.engine.items()},
                 "duckdb": {pair: [t * 1e3 for t in times] for pair, times in quick.reference.items()},
             }
             run.details["import_1M"] = small_import
-            sides[1].reference.close()
             growth = engine_median / quick.median_ms(quick.engine)
             duck_growth = duck_median / quick.median_ms(quick.reference)
             run.add(
@@ -130,11 +126,11 @@ def main(argv: list[str] | None = None) -> int:
                     None,
                     "<= 2",
                     growth <= 2,
-                    note=f"1M medians, interleaved with 10M: engine {quick.median_ms(quick.engine):.1f} ms, "
+                    note=f"1M medians (own processes, after 10M): engine {quick.median_ms(quick.engine):.1f} ms, "
                     f"DuckDB {quick.median_ms(quick.reference):.1f} ms",
                 )
             )
-            active, per_user = active_growth(results[sides[0].label], quick)
+            active, per_user = active_growth(big, quick)
             run.add(
                 info(
                     "growth_active",
@@ -175,13 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
 
-        log("live dashboard (Engine.result, cached) ...")
-        live_rows(run, engine, duck_median)
-        log("after importing 10k new trades ...")
-        fresh_rows(run, engine, store, reference)
-        reference.close()
-        engine.close()
-        del index, sides
+        live_rows(run, mine["live"], duck_median)
+        fresh_rows(run, mine["fresh"], theirs["fresh"])
 
         if args.no_doors:
             for key, what, target in doors.TARGETS:

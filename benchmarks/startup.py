@@ -132,6 +132,8 @@ def measure(store: Path, workers: int = 1) -> dict[str, Any]:
 FIRST_DASHBOARD_SECONDS: Final = 15.0
 PEAK_OVER_STEADY: Final = 1.5
 BYTES_PER_TRADE: Final = 26.0
+BYTES_PER_TRADE_AT: Final = 100_000_000
+"""The memory-per-trade target holds from this many trades (issue 16: at 100M)."""
 
 
 def rows(found: dict[str, Any], trades: int) -> list[Row]:
@@ -160,7 +162,16 @@ def rows(found: dict[str, Any], trades: int) -> list[Row]:
             f"({kept_memory['anon_mb']:.0f} MB anonymous, {kept_memory['file_mb']:.0f} MB of the mapped file); "
             f"from the rows: peak {rows_start['memory']['peak_mb']:.0f} MB, steady {rows_start['memory']['rss_mb']:.0f} MB",
         ),
-        info(
+        absolute(
+            "steady_bytes_per_trade",
+            "serve: steady RSS per trade (kept index)",
+            steady * 1024 * 1024 / trades,
+            "B",
+            BYTES_PER_TRADE,
+            note=f"steady RSS {steady:.0f} MiB over {trades:,} trades",
+        )
+        if trades >= BYTES_PER_TRADE_AT
+        else info(
             "steady_bytes_per_trade",
             "serve: steady RSS per trade (kept index)",
             steady * 1024 * 1024 / trades,

@@ -6,6 +6,12 @@ is then one lookup, and a position inside a slot only looks at that user's trade
 so the cost of a window follows the users and the slots, not the trades. A directory covers the
 most recent slots of the run (as many as its cell budget allows); a time before it is answered by a
 coarser directory or a plain binary search.
+
+The table is held compact: every `every`-th row (an anchor) as full positions, and each row as 16-bit
+offsets from its anchor (a user's trades since the anchor's slot), where no user has 2^16 trades or
+more within `every` slots; the widest `every` that holds is chosen, and where none does the rows are
+full positions (`every` 1, no offsets). A lookup adds the anchor's cell and the offset: the same
+positions in about half the memory.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ MIN_SLOTS: Final = 8
 SCAN_LIMIT: Final = 64
 """A query whose user has more trades than this in its slot is answered by a binary search instead."""
 _SLICE: Final = 1 << 20
+EVERY: Final = (16, 8, 4, 2)
+"""Anchor spacings tried, widest first."""
+OFFSET_LIMIT: Final = 1 << 16
+"""Offsets are stored as uint16: each must be below this."""
 
 I64 = NDArray[np.int64]
 
@@ -39,10 +49,17 @@ class Directory:
     complete: bool
     """True when no trade is older than slot `first` (earlier times are then answered too)."""
     table: NDArray[np.signedinteger]
-    """Shape (slots + 1, users + 1): row k holds every user's position at the start of slot first + k."""
+    """Shape (slots // every + 1, users + 1): row j holds every user's position at the start of slot
+    first + j * every (the anchors)."""
+    offsets: NDArray[np.uint16] | None = None
+    """Shape (slots + 1, users + 1): row k holds every user's position at the start of slot first + k
+    less the anchor's (row k // every of `table`); None when `every` is 1."""
+    every: int = 1
 
     @classmethod
-    def build(cls, key: I64, shift: int, width: int, max_cells: int) -> Directory | None:
+    def build(
+        cls, key: I64, shift: int, width: int, max_cells: int, max_slots: int | None = None
+    ) -> Directory | None:
         """The directory of a sorted key array at `width` seconds a slot, holding at most `max_cells`
         positions; None when the array is empty or the budget is too small to be worth it."""
         if key.size == 0:
@@ -50,7 +67,7 @@ class Directory:
         mask = (1 << shift) - 1
         rows = int(key[-1] >> shift) + 2  # the last row stands for users beyond the run: the end
         first_data, last = int((key & mask).min()) // width, int((key & mask).max()) // width
-        slots = min(max_cells // rows, last - first_data + 1)
+        slots = min(max_cells // rows, last - first_data + 1, max_slots or max_cells)
         if slots < MIN_SLOTS and slots < last - first_data + 1:
             return None
         first = last - slots + 1
@@ -66,11 +83,31 @@ class Directory:
         np.cumsum(grid.sum(axis=1)[:-1], out=starts[1:])
         # row k: the trades before slot first + k are those of bins 0 .. k; stored slot-major so that
         # one slot (what every lookup reads, for many users) is contiguous
+        full = (starts[:, None] + np.cumsum(grid, axis=1)[:, : slots + 1]).T
+        del grid, counts
         dtype = np.int32 if key.size < 2**31 else np.int64
-        table: NDArray[np.signedinteger] = np.ascontiguousarray(
-            (starts[:, None] + np.cumsum(grid, axis=1)[:, : slots + 1]).T, dtype=dtype
-        )
-        return cls(shift, width, first, slots, first <= first_data, table)
+        every, offsets = _compact(full)
+        table: NDArray[np.signedinteger] = np.ascontiguousarray(full[::every], dtype=dtype)
+        return cls(shift, width, first, slots, first <= first_data, table, offsets, every)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its arrays."""
+        return int(self.table.nbytes + (0 if self.offsets is None else self.offsets.nbytes))
+
+    def trades_since(self) -> I64:
+        """Per slot first + k (k = 0 .. slots): how many trades of the run are at or after its start."""
+        anchors = self.table.sum(axis=1, dtype=np.int64)
+        totals = anchors[np.arange(self.slots + 1) // self.every]
+        if self.offsets is not None:
+            totals = totals + self.offsets.sum(axis=1, dtype=np.int64)
+        found: I64 = totals[-1] - totals
+        return found
+
+    @property
+    def rows(self) -> int:
+        """Users + 1: the last row stands for every user beyond the run."""
+        return int(self.table.shape[1])
 
     def left(self, key: I64, users: I64, ts: int, timeline: Timeline | None = None) -> I64 | None:
         """For each user, the position of its first trade with time >= ts; None outside the directory.
@@ -79,7 +116,7 @@ class Directory:
         counted from the `timeline` where it holds them, else read from the user's trades."""
         slot, into = divmod(ts, self.width)
         column = slot - self.first
-        rows = np.minimum(users, self.table.shape[1] - 1)
+        rows = np.minimum(users, self.rows - 1)
         if column < 0:
             return self._column(rows, 0) if self.complete else None
         if column >= self.slots:
@@ -88,7 +125,7 @@ class Directory:
         if into == 0:
             return lo
         if timeline is not None and timeline.covers(ts - into):
-            return lo + timeline.counts(rows, ts - into, ts, self.table.shape[1])
+            return lo + timeline.counts(rows, ts - into, ts, self.rows)
         length = self._column(rows, column + 1) - lo
         # the user's trades of that slot earlier than ts: keys below (user, ts)
         return lo + count_below(key, lo, length, (users << self.shift) + ts)
@@ -110,7 +147,7 @@ class Directory:
         column = ts // self.width - self.first
         if column < 0 and not self.complete:
             return None
-        rows = np.minimum(users, self.table.shape[1] - 1)
+        rows = np.minimum(users, self.rows - 1)
         low, high = min(max(column, 0), self.slots), min(max(column + 1, 0), self.slots)
         return self._column(rows, low), self._column(rows, high)
 
@@ -120,12 +157,10 @@ class Directory:
         one slot (a binary search where there are more than SCAN_LIMIT of them, or where the query is
         before a directory that is not complete), so the cost is bounded per query."""
         users = queries >> self.shift
-        rows = np.minimum(users, self.table.shape[1] - 1)
+        rows = np.minimum(users, self.rows - 1)
         column = (queries & ((1 << self.shift) - 1)) // self.width - self.first
-        flat = self.table.reshape(-1)
-        columns = self.table.shape[1]
-        lo = flat.take(np.clip(column, 0, self.slots) * columns + rows).astype(np.int64)
-        hi = flat.take(np.clip(column + 1, 0, self.slots) * columns + rows).astype(np.int64)
+        lo = self._cells(np.clip(column, 0, self.slots), rows)
+        hi = self._cells(np.clip(column + 1, 0, self.slots), rows)
         length = hi - lo
         # a user with many trades in one slot (a busy bot) is searched, not scanned: many queries on
         # the same long segment would otherwise read it once each
@@ -138,9 +173,33 @@ class Directory:
         return found
 
     def _column(self, rows: I64, column: int) -> I64:
-        """Column `column` of the table for these rows, as 64-bit positions."""
-        found: I64 = self.table[column][rows].astype(np.int64)
+        """Every given user's position at the start of slot first + `column`, as 64-bit positions."""
+        found: I64 = self.table[column // self.every][rows].astype(np.int64)
+        if self.offsets is not None:
+            found += self.offsets[column][rows]
         return found
+
+    def _cells(self, columns: I64, rows: I64) -> I64:
+        """Per query i: user rows[i]'s position at the start of slot first + columns[i]."""
+        width = self.rows
+        found: I64 = self.table.reshape(-1).take((columns // self.every) * width + rows).astype(np.int64)
+        if self.offsets is not None:
+            found += self.offsets.reshape(-1).take(columns * width + rows)
+        return found
+
+
+def _compact(full: I64) -> tuple[int, NDArray[np.uint16] | None]:
+    """The widest anchor spacing whose offsets (each row less its anchor row) are all below
+    OFFSET_LIMIT, with those offsets; (1, None) when none is."""
+    for every in EVERY:
+        if every >= full.shape[0]:
+            continue
+        anchors = full[(np.arange(full.shape[0]) // every) * every]
+        offsets = full - anchors
+        del anchors
+        if int(offsets.max(initial=0)) < OFFSET_LIMIT:
+            return every, np.ascontiguousarray(offsets, dtype=np.uint16)
+    return 1, None
 
 
 def count_below(key: I64, lo: I64, length: I64, bound: I64) -> I64:

@@ -14,12 +14,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Final
 
 from cymetica_mcp.engine import _kept
-from cymetica_mcp.engine._index import TradeIndex
+from cymetica_mcp.engine._index import TradeIndex, one_arena
 from cymetica_mcp.engine._metrics import PeriodState, dashboard
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.models import Dashboard, Filter, Period
@@ -72,6 +72,7 @@ class Engine:
         `keep_index`: start from the index kept beside the store and keep it there (`_kept`)."""
         if horizon and horizon < LONGEST_NEED:
             raise ValueError(f"horizon {horizon} s: 0 (all history) or at least {LONGEST_NEED} s (90 days)")
+        one_arena()
         self.store = store
         self.clock = clock
         self.max_age = max_age
@@ -271,6 +272,11 @@ class Engine:
         """Keep the state (the most recent STATE_ENTRIES are kept) and return it."""
         key = (state.period, state.now, state.held)
         with self._cache_lock:
+            for other in self._states.values():  # one trader order shared by the states of a layout
+                if other.held is state.held and other.traders is state.traders:
+                    if other.users is not state.users:
+                        state = replace(state, users=other.users)
+                    break
             self._states[key] = state
             self._states.move_to_end(key)
             while len(self._states) > STATE_ENTRIES:

@@ -38,7 +38,7 @@ from cymetica_mcp.engine._timeline import Timeline
 from cymetica_mcp.store import Store
 
 MAGIC: Final = b"CYMIDX\x00\x01"
-FORMAT: Final = 1
+FORMAT: Final = 2
 """Bump when the layout or the meaning of an array changes: older files are then rebuilt."""
 PAGE: Final = 4096
 KEYS: Final = frozenset(
@@ -69,6 +69,8 @@ def _arrays(index: TradeIndex) -> dict[str, NDArray[Any]]:
         found[f"{name}.key"], found[f"{name}.cum"] = run.key, run.cum
         for i, directory in enumerate(run.directories):
             found[f"{name}.directory.{i}"] = directory.table
+            if directory.offsets is not None:
+                found[f"{name}.directory.{i}.offsets"] = directory.offsets
         if run.timeline is not None:
             timeline = run.timeline
             found[f"{name}.timeline.starts"] = timeline.starts
@@ -91,6 +93,7 @@ def _scalars(index: TradeIndex, fingerprint: str) -> dict[str, Any]:
                     "first": d.first,
                     "slots": d.slots,
                     "complete": d.complete,
+                    "every": d.every,
                 }
                 for d in run.directories
             ],
@@ -237,7 +240,14 @@ def _index(header: dict[str, Any], arrays: dict[str, NDArray[Any]]) -> TradeInde
         described = header["runs"][name]
         directories = tuple(
             Directory(
-                d["shift"], d["width"], d["first"], d["slots"], d["complete"], arrays[f"{name}.directory.{i}"]
+                d["shift"],
+                d["width"],
+                d["first"],
+                d["slots"],
+                d["complete"],
+                arrays[f"{name}.directory.{i}"],
+                arrays[f"{name}.directory.{i}.offsets"] if d["every"] > 1 else None,
+                d["every"],
             )
             for i, d in enumerate(described["directories"])
         )

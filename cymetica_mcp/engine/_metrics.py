@@ -48,11 +48,15 @@ _ROI_SLOT_OF_FLOOR: Final = np.array(
 bounds are whole numbers)."""
 
 
+COUNTS: Final = np.int32
+"""Per-trader trade counts of a window are held in 32 bits (an index of 2^31 trades or more: 64)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Activity:
     """Each trader's trade count, volume and profit over one window (in the state's trader order)."""
 
-    trades: I64
+    trades: NDArray[np.signedinteger]
     volume: I64
     pnl: I64
 
@@ -64,7 +68,7 @@ class Activity:
         """These traders' figures followed by the other's."""
         return Activity(*(np.concatenate(pair) for pair in zip(self.figures(), other.figures(), strict=True)))
 
-    def figures(self) -> tuple[I64, I64, I64]:
+    def figures(self) -> tuple[NDArray[np.signedinteger], I64, I64]:
         """Trade counts, volumes and profits."""
         return self.trades, self.volume, self.pnl
 
@@ -72,7 +76,7 @@ class Activity:
         """These figures with more trades added (`slot`: each trade's trader position)."""
         n = self.trades.size
         return Activity(
-            self.trades + np.bincount(slot, minlength=n),
+            (self.trades + np.bincount(slot, minlength=n)).astype(self.trades.dtype),
             self.volume + group_sum(slot, volume, n),
             self.pnl + group_sum(slot, pnl, n),
         )
@@ -97,8 +101,8 @@ class PeriodState:
     traders: tuple[I64, I64, I64]
     """The index's `traders` this state was laid out from (a new tuple means a new layout)."""
     users: I64
-    capital: I64
-    """Each trader's capital at the state's version (a user's capital may change on any import)."""
+    """The traders, in the state's order (each one's capital is read from the index at the state's
+    version: a user's capital may change on any import)."""
     split: int
     spans: tuple[tuple[int, int], ...]
     """W and W' (summed), then W'' and W's last bucket (marked)."""
@@ -118,7 +122,8 @@ class PeriodState:
         kept = [index.traders[kind] for kind in KINDS[held]]
         users = kept[0] if len(kept) == 1 else np.concatenate(kept)
         sums, traded = index.totals(users, summed, marked)
-        cur, prev = (Activity(*found) for found in sums)
+        counts = COUNTS if index.trade_count < 2**31 else np.int64
+        cur, prev = (Activity(trades.astype(counts), volume, pnl) for trades, volume, pnl in sums)
         return cls(
             index.version,
             period,
@@ -126,7 +131,6 @@ class PeriodState:
             held,
             index.traders,
             users,
-            index.capital[users],
             humans.size if 0 in KINDS[held] else 0,
             (*summed, *marked),
             (cur, prev),
@@ -150,7 +154,6 @@ class PeriodState:
             humans,
             held=Filter.ALL,
             users=np.concatenate([humans.users, agents.users]),
-            capital=np.concatenate([humans.capital, agents.capital]),
             acts=(humans.acts[0].joined(agents.acts[0]), humans.acts[1].joined(agents.acts[1])),
             traded=(flags[0], flags[1]),
         )
@@ -193,7 +196,6 @@ class PeriodState:
         return replace(
             self,
             version=index.version,
-            capital=index.capital[self.users],
             acts=(acts[0], acts[1]),
             traded=(traded[0], traded[1]),
         )
@@ -366,7 +368,7 @@ def dashboard(index: TradeIndex, state: PeriodState, filter: Filter) -> Dashboar
     cur, prev = (act.part(population) for act in state.acts)
     prev2 = state.traded[0][population]
     traded, traded1 = cur.trades > 0, prev.trades > 0
-    capital = state.capital[population]
+    capital = index.capital[state.users[population]]
     traders = Traders.of(cur, capital)
     v, v1 = card_values(traders), card_values(Traders.of(prev, capital))
     active = MetricCard(

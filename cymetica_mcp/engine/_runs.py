@@ -27,17 +27,23 @@ TS_MASK: Final = (1 << SHIFT) - 1
 FLOAT_EXACT: Final = 2**53
 INT64_SAFE: Final = TOTAL_LIMIT
 _SLICE: Final = 1 << 20
-DIRECTORIES: Final = ((HOUR, 4_000_000), (6 * HOUR, 6_200_000), (DAY, 8_000_000))
+DIRECTORIES: Final = ((HOUR, 16_000_000), (6 * HOUR, 25_000_000), (DAY, 20_000_000))
 """(slot width, cell budget) of the main run's directories, finest first; each covers the most
-recent slots its budget allows (int32 cells). At 50k users: hourly 80 hours (16 MB), so every
-boundary of a 24h dashboard and the partial last hour of every window are column reads; 6-hourly
-31 days (25 MB), every start of a 7d dashboard and its previous two windows, and the end of a 30d
-dashboard's previous window; daily 160 days (32 MB)."""
+recent slots its budget allows (cells of about 2.25 bytes: 16-bit offsets from anchors, `Directory`),
+and at most MAX_SLOTS of them. Up to 200k users (100M trades) that is: hourly 80 hours, so every
+boundary of a 24h dashboard and the partial last hour of every window are column reads; 6-hourly 31
+days, every start of a 7d dashboard and its previous two windows, and the end of a 30d dashboard's
+previous window; daily every day of 95 (at 200k users about 140 MB in all, of which a served index
+keeps resident only the columns its dashboards read). More users: fewer slots for the same budget."""
+MAX_SLOTS: Final = {HOUR: 80, 6 * HOUR: 124}
+"""Slots a directory of that width holds at most: beyond them a coarser one answers as well."""
 
 TIMELINE_WIDTH: Final = 6 * HOUR
-"""The main run's timeline holds the trades of the slots of its directory of this width (31 days at
-50k users: 3.3M of 10M trades, 20 MB): every time inside an hourly or 6-hourly slot is then counted
-from the trades since the slot's start."""
+TIMELINE_TRADES: Final = 8_500_000
+"""The main run's timeline holds the trades of the most recent slots of its directory of width
+TIMELINE_WIDTH, as many slots as keep it within this many trades (51 MB): at 10M trades the whole
+31 days of that directory (3.3M trades), at 100M its last 8 days. Every time inside an hourly or
+6-hourly slot it holds is then counted from the trades since the slot's start."""
 
 PARALLEL_TRADES: Final = 750_000
 """From about this many trades a cold dashboard's boundary lookups are long enough (and wait on memory
@@ -156,10 +162,16 @@ class Run:
 
     def with_directory(self) -> Run:
         """This run with its directories and timeline, for the large main run that most queries search."""
-        built = (Directory.build(self.key, SHIFT, width, cells) for width, cells in DIRECTORIES)
+        built = (
+            Directory.build(self.key, SHIFT, width, cells, MAX_SLOTS.get(width))
+            for width, cells in DIRECTORIES
+        )
         directories = tuple(d for d in built if d is not None)
         recent = next((d for d in directories if d.width == TIMELINE_WIDTH), None)
-        timeline = None if recent is None else Timeline.build(self.key, SHIFT, recent.width, recent.first)
+        timeline = None
+        if recent is not None:
+            skip = int(np.argmax(recent.trades_since() <= TIMELINE_TRADES))  # the end always fits
+            timeline = Timeline.build(self.key, SHIFT, recent.width, recent.first + skip)
         return replace(self, directories=directories, timeline=timeline)
 
     def left(self, users: I64, ts: int) -> I64:
@@ -191,7 +203,7 @@ class Run:
     @property
     def nbytes(self) -> int:
         """Bytes of the run's arrays: keys, running sums, directories and timeline."""
-        tables = sum(d.table.nbytes for d in self.directories)
+        tables = sum(d.nbytes for d in self.directories)
         timeline = 0 if self.timeline is None else self.timeline.nbytes
         return int(self.key.nbytes + self.cum.nbytes + tables + timeline)
 

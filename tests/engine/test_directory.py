@@ -14,6 +14,46 @@ from cymetica_mcp.engine._rollups import Presence
 from cymetica_mcp.engine._runs import I64, SHIFT, TS_MASK, Run
 
 T0 = 1_773_000_000
+LIMITS = [directory_module.OFFSET_LIMIT, 4, 1]
+"""Offset limits: the real one (offsets of 16 bits), one that leaves only narrow anchor spacings,
+and one that no offset meets (full positions in every row)."""
+
+
+def built(key: I64, width: int, max_cells: int, limit: int) -> Directory | None:
+    """A directory built with offsets below `limit` (its rows compacted only where they fit)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(directory_module, "OFFSET_LIMIT", limit)
+        directory = Directory.build(key, SHIFT, width, max_cells)
+    if directory is not None and directory.offsets is not None:
+        assert int(directory.offsets.max()) < limit
+    return directory
+
+
+def test_rows_are_kept_as_16_bit_offsets_from_anchors_where_they_fit() -> None:
+    """Six users trading every hour of 40 days: a daily directory keeps one row in 16 as full
+    positions and every row as 16-bit offsets; a user with 2^16 trades in each of two days in a row
+    forces full rows (any anchor spacing would hold one of those days in an offset)."""
+    hours = T0 + np.arange(0, 40 * DAY, HOUR)
+    key = np.sort(np.concatenate([(u << SHIFT) + hours for u in range(6)]))
+    directory = Directory.build(key, SHIFT, DAY, 10_000_000)
+    assert directory is not None
+    assert (directory.every, directory.table.shape[0]) == (16, directory.slots // 16 + 1)
+    assert directory.offsets is not None and directory.offsets.dtype == np.uint16
+    assert directory.nbytes < 4 * (directory.slots + 1) * directory.rows
+    day = (T0 // DAY + 20) * DAY
+    busy = (
+        (9 << SHIFT)
+        + day
+        + np.arange(2 * directory_module.OFFSET_LIMIT) // directory_module.OFFSET_LIMIT * DAY
+    )
+    crowded_key = np.sort(np.concatenate([key, busy]))
+    crowded = Directory.build(crowded_key, SHIFT, DAY, 10_000_000)
+    assert crowded is not None and (crowded.every, crowded.offsets) == (1, None)
+    users = np.arange(0, 12, dtype=np.int64)
+    for ts in (day, day + 7, day + DAY, day + 2 * DAY, day + 13 * DAY + HOUR):
+        expected = np.searchsorted(crowded_key, (users << SHIFT) + ts)
+        found = crowded.left(crowded_key, users, ts)
+        assert found is not None and found.tolist() == expected.tolist()
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
@@ -26,12 +66,13 @@ T0 = 1_773_000_000
     probes=st.lists(st.integers(-3 * DAY, 45 * DAY), min_size=1, max_size=12),
     max_cells=st.sampled_from([10_000_000, 300, 150]),
     width=st.sampled_from([HOUR, DAY]),
+    limit=st.sampled_from(LIMITS),
 )
 def test_positions_equal_a_binary_search(
-    trades: list[tuple[int, int]], probes: list[int], max_cells: int, width: int
+    trades: list[tuple[int, int]], probes: list[int], max_cells: int, width: int, limit: int
 ) -> None:
     key = np.sort(np.array([(u << SHIFT) + T0 + t for u, t in trades], dtype=np.int64))
-    directory = Directory.build(key, SHIFT, width, max_cells)
+    directory = built(key, width, max_cells, limit)
     users = np.arange(0, 16, dtype=np.int64)  # includes users with no trades and beyond the last
     answered = 0
     for probe in probes + [(p // width) * width for p in probes]:
@@ -52,14 +93,15 @@ def test_positions_equal_a_binary_search(
     queries=st.lists(st.tuples(st.integers(0, 15), st.integers(-3 * DAY, 45 * DAY)), min_size=1, max_size=30),
     max_cells=st.sampled_from([10_000_000, 300, 150]),
     width=st.sampled_from([HOUR, DAY]),
+    limit=st.sampled_from(LIMITS),
 )
 def test_bounded_searches_equal_a_binary_search(
-    trades: list[tuple[int, int]], queries: list[tuple[int, int]], max_cells: int, width: int
+    trades: list[tuple[int, int]], queries: list[tuple[int, int]], max_cells: int, width: int, limit: int
 ) -> None:
     """Each key's place among the run's keys, from one user's trades of one slot (or, before a
     directory that does not reach back far enough, a binary search): what `searchsorted` says."""
     key = np.sort(np.array([(u << SHIFT) + T0 + t for u, t in trades], dtype=np.int64))
-    directory = Directory.build(key, SHIFT, width, max_cells)
+    directory = built(key, width, max_cells, limit)
     assume(directory is not None)  # a budget too small for one slot builds none (counted as rejected)
     assert directory is not None
     asked = np.array([(u << SHIFT) + T0 + t for u, t in queries], dtype=np.int64)

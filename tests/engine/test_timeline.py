@@ -54,17 +54,21 @@ def test_a_slot_width_beyond_its_offsets_is_refused() -> None:
     trades=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 40 * DAY)), min_size=1, max_size=300),
     probes=st.lists(st.integers(-3 * DAY, 45 * DAY), min_size=1, max_size=12),
     budgets=st.sampled_from([(10_000_000, 10_000_000), (300, 600), (150, 200), (0, 300)]),
+    held=st.sampled_from([_runs.TIMELINE_TRADES, 60, 0]),
 )
 def test_positions_and_whether_users_traded_equal_a_binary_search(
-    trades: list[tuple[int, int]], probes: list[int], budgets: tuple[int, int]
+    trades: list[tuple[int, int]], probes: list[int], budgets: tuple[int, int], held: int
 ) -> None:
     """A main run's positions, inside slots the timeline holds and outside them, and whether each user
     traded between two instants: what `searchsorted` over the keys says."""
     key = keys_of(trades)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_runs, "DIRECTORIES", ((HOUR, budgets[0]), (TIMELINE_WIDTH, budgets[1])))
+        patch.setattr(_runs, "TIMELINE_TRADES", held)  # the timeline holds the last slots' trades only
         ones = np.ones(key.size, dtype=np.int64)
         run = Run.of(key, ones, ones).with_directory()
+    if run.timeline is not None:
+        assert run.timeline.user.size <= held
     users = np.arange(0, 16, dtype=np.int64)
     for probe in probes:
         ts = T0 + probe
