@@ -36,7 +36,7 @@ FULL_AT: Final = 6
 """... and, at its largest, `add` answers False past this many."""
 MAX_OVERFLOW: Final = 1 << 18
 HASH_BITS: Final = 64
-"""How many bits of each trade_id's hash are kept (tests narrow it to force collisions)."""
+"""How many bits of each trade_id's hash are kept (tests narrow them to meet collisions)."""
 
 
 def hashed(trade_ids: Sequence[str], bits: int = HASH_BITS) -> U64:
@@ -51,8 +51,8 @@ def hashed(trade_ids: Sequence[str], bits: int = HASH_BITS) -> U64:
 class SeenIds:
     """The hashes of every trade_id added so far (see the module's text)."""
 
-    def __init__(self, bits: int = HASH_BITS) -> None:
-        self.bits = bits
+    def __init__(self, bits: int | None = None) -> None:
+        self.bits = HASH_BITS if bits is None else bits
         self.count = 0
         self._shift = 0
         self._keys = np.empty((0, BUCKET), dtype=np.uint64)
