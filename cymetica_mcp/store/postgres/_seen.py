@@ -56,7 +56,6 @@ class SeenIds:
         self.count = 0
         self._shift = 0
         self._keys = np.empty((0, BUCKET), dtype=np.uint64)
-        self._fill = np.empty(0, dtype=np.int64)
         self._overflow: set[int] = set()
         self._resize(FIRST_BUCKETS)
 
@@ -70,47 +69,49 @@ class SeenIds:
         if len(hashes) > 1 and (hashes[1:] == hashes[:-1]).any():
             return False
         total = self.count + len(hashes)
-        while total > GROW_AT * len(self._fill) and len(self._fill) < MAX_BUCKETS:
-            self._resize(2 * len(self._fill))
-        if total > FULL_AT * len(self._fill):
+        while total > GROW_AT * len(self._keys) and len(self._keys) < MAX_BUCKETS:
+            self._resize(2 * len(self._keys))
+        if total > FULL_AT * len(self._keys):
             return False
         buckets = self._bucket(hashes)
-        if (self._keys[buckets] == hashes[:, None]).any():
+        held = np.take(self._keys, buckets, axis=0)  # one cache line a hash: its bucket, filled from the left
+        if (held == hashes[:, None]).any():
             return False
-        full = self._fill[buckets] == BUCKET
+        full = held[:, -1] != 0
+        filled = np.where(full, BUCKET, np.argmin(held != 0, axis=1))
         if self._overflow and full.any() and not self._overflow.isdisjoint(hashes[full].tolist()):
             return False
-        self._put(hashes, buckets)
+        self._put(hashes, buckets, filled)
         return len(self._overflow) <= MAX_OVERFLOW
 
     def _bucket(self, hashes: U64) -> npt.NDArray[np.int64]:
         """Each hash's bucket: its top bits (so sorted hashes have sorted buckets)."""
         return (hashes >> np.uint64(self._shift)).astype(np.int64)
 
-    def _put(self, hashes: U64, buckets: npt.NDArray[np.int64]) -> None:
-        """Store sorted, new, distinct `hashes` in their `buckets`, full buckets' extra ones aside."""
+    def _put(self, hashes: U64, buckets: npt.NDArray[np.int64], filled: npt.NDArray[np.int64]) -> None:
+        """Store sorted, new, distinct `hashes` in their `buckets` (holding `filled` hashes each),
+        full buckets' extra ones aside."""
         count = len(hashes)
-        starts = np.flatnonzero(np.concatenate(([True], buckets[1:] != buckets[:-1])))
-        lengths = np.diff(np.append(starts, count))
-        place = self._fill[buckets] + np.arange(count) - np.repeat(starts, lengths)
+        order = np.arange(count)
+        starts = np.maximum.accumulate(
+            np.where(np.concatenate(([True], buckets[1:] != buckets[:-1])), order, 0)
+        )
+        place = filled + order - starts  # after the bucket's hashes and this block's before it
         fits = place < BUCKET
-        self._keys[buckets[fits], place[fits]] = hashes[fits]
+        np.put(self._keys, (buckets * BUCKET + place)[fits], hashes[fits])
         if not fits.all():
             self._overflow.update(hashes[~fits].tolist())
-        last = starts + lengths - 1
-        self._fill[buckets[last]] = np.minimum(place[last] + 1, BUCKET)
         self.count += count
 
     def _resize(self, buckets: int) -> None:
         """The table with `buckets` buckets, every hash kept moved into it."""
-        held = self._keys[np.arange(BUCKET) < self._fill[:, None]]
+        held = self._keys[self._keys != 0]
         if self._overflow:
             held = np.concatenate((held, np.fromiter(self._overflow, dtype=np.uint64)))
         held.sort()
         self._shift = max(0, self.bits - (buckets.bit_length() - 1))
         self._keys = np.zeros((buckets, BUCKET), dtype=np.uint64)
-        self._fill = np.zeros(buckets, dtype=np.int64)
         self._overflow = set()
         self.count = 0
         if len(held):
-            self._put(held, self._bucket(held))
+            self._put(held, self._bucket(held), np.zeros(len(held), dtype=np.int64))
