@@ -20,15 +20,16 @@ from typing import Any, Final
 
 import numpy as np
 import psycopg
-from psycopg import sql
 
 from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.store import _totals
 from cymetica_mcp.store._imports import KnownUsers
 from cymetica_mcp.store._interface import PreparedTrades, TradeColumns, TradeRow
+from cymetica_mcp.store.postgres import _deferred as deferred
 from cymetica_mcp.store.postgres._connect import LOCK_SECONDS, Connection
 from cymetica_mcp.store.postgres._copy import TRADE_COLUMNS, BinaryRows, binary_trades, lines, texts
 from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
+from cymetica_mcp.store.postgres._seen import SeenIds
 
 BEGIN: Final = (
     f"SET LOCAL lock_timeout = '{LOCK_SECONDS}s'",
@@ -126,9 +127,9 @@ class PostgresImport:
 
     def write_users(self) -> None:
         """Write the users kept so far: new ones by `COPY`, changed ones by one `UPDATE` (and the
-        trades' primary key, if its build was deferred: this runs last in every import that commits)."""
+        trades' primary key and unique trade_id index, if their build was deferred: this runs last in every import that commits)."""
         if self._writer is not None:
-            self._writer.restore_key()
+            self._writer.restore_keys()
         if self._new:
             refs = list(self._new)
             rows = list(self._new.values())
@@ -172,6 +173,7 @@ class Prepared:
     users: list[int]  # the users its rows name
     volume: int
     abs_pnl: int
+    fresh: bool  # none of its trade_ids met before in this import into an empty table (`SeenIds`)
 
 
 class PostgresTrades:
@@ -185,7 +187,16 @@ class PostgresTrades:
     first row (the blocks after it are then renumbered as they are written).
 
     `prepare` builds a block's COPY data on the parsing thread, numbered as if every row before it
-    were new (the usual case), so writing it costs the writer nothing but the `COPY`."""
+    were new (the usual case), so writing it costs the writer nothing but the `COPY`.
+
+    Into an EMPTY `trades`, the primary key and the unique trade_id index are built once at the end
+    (`_defer`), not row by row. The ids are the import's own (dense, unique by construction); the
+    trade_ids' uniqueness is kept by `prepare` hashing each block's trade_ids into `SeenIds`: while
+    none was met before, a block is copied without a savepoint and without an index to meet. The
+    first block that may repeat one (a repeat, or a collision of hashes) ends that: the index is
+    built over the rows so far (unique, so the build cannot fail) and from then on blocks go as
+    above. The table was empty, so readers waiting for the import's exclusive lock until the commit
+    miss nothing they could have seen; a rollback puts the indexes back (DDL is transactional)."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -195,13 +206,22 @@ class PostgresTrades:
         self.users_named: set[int] = set()
         self._planned = self.before_id + 1  # the id `prepare` numbers its next block from
         self._saving = False  # whether a block's savepoint is set
-        self._deferred: tuple[str, str] | None = (
-            None  # the primary key dropped until the end: name, definition
-        )
+        self._empty = self.before_id == 0  # into an empty table: its indexes may be built at the end
+        self._seen: SeenIds | None = SeenIds() if self._empty else None  # `prepare`'s alone
+        self._deferred: dict[str, str] = {}  # constraints dropped until the end: name -> definition
+        self._unique: str | None = None  # the deferred unique trade_id constraint, while it is
 
     def prepare(self, rows: TradeColumns) -> Prepared:
         """The rows as binary COPY data (runs on the import's parsing thread, block after block in
         file order; numbered after the blocks prepared before)."""
+        fresh = False
+        if self._seen is not None:
+            fresh = self._seen.add(rows.trade_ids)
+            if not fresh:  # never again in this import: the memory is freed
+                self._seen = None
+        return self._prepared(rows, fresh)
+
+    def _prepared(self, rows: TradeColumns, fresh: bool) -> Prepared:
         block = binary_trades(self._planned, rows.trade_ids, [rows.user_ref, rows.ts, rows.volume, rows.pnl])
         self._planned += rows.lines
         return Prepared(
@@ -210,6 +230,7 @@ class PostgresTrades:
             np.flatnonzero(np.bincount(rows.user_ref)).tolist() if rows.lines else [],
             exact_sum(rows.volume),
             exact_sum(np.abs(rows.pnl)),
+            fresh,
         )
 
     def write(self, rows: Sequence[TradeRow]) -> int:
@@ -222,23 +243,29 @@ class PostgresTrades:
         volume = sum(int(v) for v in columns[3])
         abs_pnl = sum(abs(int(p)) for p in columns[4])
         users = sorted({int(u) for u in columns[1]})
-        return self._write(block, users, volume, abs_pnl)
+        return self._write(block, users, volume, abs_pnl, fresh=False)
 
     def write_prepared(self, prepared: PreparedTrades) -> int:
         """Write prepared rows; return how many were new."""
         if not isinstance(prepared, Prepared):  # made by another backend's writer: made again here
-            prepared = self.prepare(prepared.rows)
-        return self._write(prepared.block, prepared.users, prepared.volume, prepared.abs_pnl)
+            prepared = self._prepared(prepared.rows, fresh=False)
+        return self._write(prepared.block, prepared.users, prepared.volume, prepared.abs_pnl, prepared.fresh)
 
-    def _write(self, block: BinaryRows, users: list[int], volume: int, abs_pnl: int) -> int:
-        """Write the rows of `block`, naming `users`, of `volume` and `abs_pnl` micro-USDC in all;
-        return how many were new."""
+    def _write(self, block: BinaryRows, users: list[int], volume: int, abs_pnl: int, fresh: bool) -> int:
+        """Write the rows of `block`, naming `users`, of `volume` and `abs_pnl` micro-USDC in all
+        (`fresh`: none of its trade_ids met before); return how many were new."""
         if not block.count:
             return 0
         self.users_named.update(users)
-        if self.last_id == 0 and not self._saving:
-            self._defer_key()
+        if self._empty:  # the first rows into an empty table
+            self._empty = False
+            self._defer(unique=fresh)
+        elif self._unique is not None and not fresh:  # this block may repeat a trade_id: the index first
+            self._build([self._unique])
         data = block.numbered(self.last_id + 1)
+        if self._unique is not None:  # every trade_id new: no index to meet, no savepoint needed
+            _copy(self.conn, COPY_TRADES, data)
+            return self._added(block.count, volume, abs_pnl)
         # one round trip (not two a block): the last block's savepoint released, this one's set
         if self._saving:
             self.conn.execute(f"RELEASE SAVEPOINT {BLOCK_SAVEPOINT}; SAVEPOINT {BLOCK_SAVEPOINT}")
@@ -250,42 +277,37 @@ class PostgresTrades:
         except psycopg.errors.UniqueViolation:
             self.conn.execute(f"ROLLBACK TO SAVEPOINT {BLOCK_SAVEPOINT}")
             return self._move(data)
-        count = block.count
+        return self._added(block.count, volume, abs_pnl)
+
+    def _added(self, count: int, volume: int, abs_pnl: int) -> int:
         self.last_id += count
         self.volume_added += volume
         self.abs_pnl_added += abs_pnl
         return count
 
-    def _defer_key(self) -> None:
-        """Into an empty `trades`, the primary key is built once at the end, not row by row.
+    def _defer(self, unique: bool) -> None:
+        """Drop the primary key (and the unique trade_id index if `unique`: no block so far may repeat
+        a trade_id) of the empty `trades` until the end of the import (see the class's text).
+        Maintaining the key row by row costs about as much again as the heap itself (some 1 s per 1M
+        trades on the benchmark machine), the trade_id index some 0.4 s more; building each from the
+        rows a fraction of that."""
+        self._deferred = deferred.drop(self.conn, unique)
+        self._unique = next((n for n, d in self._deferred.items() if d == deferred.TRADE_ID_UNIQUE), None)
 
-        The ids are the import's own (dense, unique by construction), so the build cannot fail; a
-        repeated trade_id still meets the unique trade_id index at once. Maintaining the key row by
-        row costs about as much again as the heap itself (some 1 s per 1M trades on the benchmark
-        machine); a build from the sorted ids a fraction of that. The table is empty, so readers
-        waiting for the import's exclusive lock on it until the commit miss nothing they could have seen.
-        """
-        row = self.conn.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE conrelid = 'trades'::regclass AND contype = 'p'"
-        ).fetchone()
-        if row is None:
-            return
-        self.conn.execute(sql.SQL("ALTER TABLE trades DROP CONSTRAINT {}").format(sql.Identifier(row[0])))
-        self._deferred = (str(row[0]), str(row[1]))
+    def _build(self, names: list[str]) -> None:
+        """Add back the constraints `names` dropped by `_defer` (their indexes built from the rows)."""
+        deferred.add(self.conn, {name: self._deferred.pop(name) for name in names})
+        if self._unique in names:
+            self._unique = None
 
-    def restore_key(self) -> None:
-        """Build the primary key dropped by `_defer_key` (once; nothing if none was dropped)."""
-        if self._deferred is None:
+    def restore_keys(self) -> None:
+        """Build every constraint `_defer` dropped (once; nothing if none was dropped)."""
+        if not self._deferred:
             return
-        name, definition = self._deferred
-        self._deferred = None
         if self._saving:  # the blocks' savepoint is no longer needed: nothing more is copied
             self.conn.execute(f"RELEASE SAVEPOINT {BLOCK_SAVEPOINT}")
             self._saving = False
-        self.conn.execute(
-            sql.SQL("ALTER TABLE trades ADD CONSTRAINT {} " + definition).format(sql.Identifier(name))
-        )
+        self._build(list(self._deferred))
 
     def _move(self, data: memoryview) -> int:
         """Copy `data` into the staging table, move its new trades into `trades`; how many were new."""
@@ -304,10 +326,15 @@ class PostgresTrades:
 
     def finish(self) -> None:
         """Check that every user the new trades name exists (once a user) and add the new trades to
-        the store's totals (refused past the engine's exact range)."""
-        self.restore_key()
+        the store's totals (refused past the engine's exact range). After the first rows of an
+        empty table, `ANALYZE trades`: the planner's statistics, without which a replica's refresh
+        plans a bitmap scan and a sort (PostgreSQL's advice after a bulk load)."""
+        self.restore_keys()
+        self._seen = None
         if self.last_id == self.before_id:
             return
+        if self.before_id == 0:
+            self.conn.execute("ANALYZE trades")
         # the ids were given by the import: the table's own sequence is set after the last one
         self.conn.execute("SELECT setval(pg_get_serial_sequence('trades', 'id'), %s)", (self.last_id,))
         missing = self.conn.execute(
