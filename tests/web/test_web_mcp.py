@@ -254,11 +254,13 @@ async def test_the_sdk_client_shows_why_a_call_too_large_was_refused(served: Ser
     assert not result.is_error, "the session goes on"
 
 
-def test_serving_imports_no_mcp_sdk_until_asked() -> None:
-    """The serve path (CLI, app, server) loads no module of the SDK: it holds ~19 MB a server may not need."""
+def test_serving_sqlite_imports_neither_the_mcp_sdk_nor_psycopg() -> None:
+    """The serve path (CLI, app, server, a SQLite store) loads no module of the MCP SDK nor of psycopg:
+    ~22 and ~12 MiB of anonymous memory that a server may never need (they load when first used)."""
     probe = (
         "import sys, cymetica_mcp.cli, cymetica_mcp.cli._web, cymetica_mcp.web._app, cymetica_mcp.web._server;"
-        "print(sorted(m for m in sys.modules if m == 'mcp' or m.startswith(('mcp.', 'mcp_types'))))"
+        "from cymetica_mcp.store import open_store, copy_store;"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in ('mcp', 'mcp_types', 'psycopg', 'psycopg_pool')))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
