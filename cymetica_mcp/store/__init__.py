@@ -9,6 +9,7 @@ location.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cymetica_mcp.store._copy import CopyReport, copy_store
 from cymetica_mcp.store._interface import (
@@ -28,7 +29,10 @@ from cymetica_mcp.store._interface import (
 )
 from cymetica_mcp.store._sqlite import SCHEMA_VERSION, SQLiteStore
 from cymetica_mcp.store._totals import LIMIT as TOTAL_LIMIT
-from cymetica_mcp.store.postgres import PostgresStore, is_postgres
+from cymetica_mcp.store.postgres import is_postgres
+
+if TYPE_CHECKING:
+    from cymetica_mcp.store.postgres import PostgresStore
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -58,10 +62,21 @@ __all__ = [
 SQLITE_SCHEME = "sqlite:///"
 
 
+def __getattr__(name: str) -> Any:
+    """`PostgresStore`, imported on first use (with psycopg) rather than by every SQLite process."""
+    if name == "PostgresStore":
+        from cymetica_mcp.store.postgres import PostgresStore
+
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def open_store(location: str | Path) -> Store:
     """The store at `location`, created and migrated on first use: a PostgreSQL database for a
     `postgresql://` URL, else a SQLite file (a path, or a `sqlite:///path` URL)."""
     text = str(location)
     if is_postgres(text):
+        from cymetica_mcp.store.postgres import PostgresStore  # psycopg loads only for PostgreSQL
+
         return PostgresStore(text)
     return SQLiteStore(text.removeprefix(SQLITE_SCHEME) if text.startswith(SQLITE_SCHEME) else location)

@@ -29,7 +29,7 @@ from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.store import _totals
 from cymetica_mcp.store._moving import Held, Source, Target
 from cymetica_mcp.store._sqlite_moving import SQLiteSource, SQLiteTarget
-from cymetica_mcp.store.postgres import PostgresSource, PostgresTarget, is_postgres
+from cymetica_mcp.store.postgres import is_postgres
 
 BLOCK_ROWS: Final = 100_000
 """Trades read and written at a time: bounds the copy's memory (tens of MB), whatever the store's size."""
@@ -129,12 +129,16 @@ def _copy(
 
 def _source(location: str) -> Source:
     if is_postgres(location):
+        from cymetica_mcp.store.postgres import PostgresSource  # psycopg loads only for PostgreSQL
+
         return PostgresSource(location)
     return SQLiteSource(_path(location))
 
 
 def _target(location: str) -> Target:
     if is_postgres(location):
+        from cymetica_mcp.store.postgres import PostgresTarget
+
         return PostgresTarget(location)
     return SQLiteTarget(_path(location))
 

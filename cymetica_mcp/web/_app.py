@@ -10,7 +10,8 @@
     /mcp                                    MCP Streamable HTTP, Bearer API key or JWT
 
 Every route sits behind `OriginGuard` and answers errors with the one JSON envelope. The lifespan runs
-the MCP session manager (a mounted app's own lifespan is not run) and the WebSocket hub's loops.
+the WebSocket hub's loops and, once the first MCP request has loaded the SDK (`_mcp_app.py`), the MCP
+session manager (a mounted app's own lifespan is not run).
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
-from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -42,8 +41,8 @@ from cymetica_mcp.web._failures import FailureGuard
 from cymetica_mcp.web._health import health_routes
 from cymetica_mcp.web._hub import Hub
 from cymetica_mcp.web._ingest import WriterQueue, ingest_routes
-from cymetica_mcp.web._jsonrpc import guard_messages
 from cymetica_mcp.web._logs import install_redaction, quiet_client_faults
+from cymetica_mcp.web._mcp_app import MCP_METADATA_PATH, MCP_PATH, LazyMcp
 from cymetica_mcp.web._metrics import Measured, Metrics, metrics_route
 from cymetica_mcp.web._openapi import openapi_route
 from cymetica_mcp.web._options import WebOptions
@@ -55,9 +54,6 @@ from cymetica_mcp.web._session import websocket_route
 
 log = logging.getLogger(__name__)
 
-MCP_PATH = "/mcp"
-MCP_METADATA_PATH = "/.well-known/oauth-protected-resource/mcp"
-
 
 class AnalyticsApp(Starlette):
     """The web app, with the hub that `GracefulServer` closes on shutdown."""
@@ -66,6 +62,7 @@ class AnalyticsApp(Starlette):
     door: Door
     writer: WriterQueue
     metrics: Metrics
+    mcp: LazyMcp | None
 
 
 def _not_found(request: Request, exc: Exception) -> Response:
@@ -118,10 +115,10 @@ def create_app(
         *page_routes(),
         metrics_route(door, metrics),
     ]
-    mcp_server: MCPServer[dict[str, Any]] | None = None
+    mcp: LazyMcp | None = None
     if options.mcp:
-        mcp_server, mcp_app = _mcp(engine, authenticator, options, limiter)
-        routes += [Route(MCP_PATH, FailureGuard(mcp_app, door)), Route(MCP_METADATA_PATH, mcp_app)]
+        mcp = LazyMcp(engine, authenticator, options, limiter)  # the SDK loads on the first request
+        routes += [Route(MCP_PATH, FailureGuard(mcp, door)), Route(MCP_METADATA_PATH, mcp)]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -129,18 +126,17 @@ def create_app(
         quiet_client_faults()
         index = await anyio.to_thread.run_sync(engine.index)
         log.info("store %s ready: data version %d", engine.store.location, index.version)
-        async with AsyncExitStack() as stack:
-            if mcp_server is not None:
-                await stack.enter_async_context(mcp_server.session_manager.run())
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(hub.run)
-                tasks.start_soon(metrics.run)
-                try:
-                    yield
-                finally:
-                    await hub.close_all()
-                    tasks.cancel_scope.cancel()
-                    door.close()
+        async with anyio.create_task_group() as tasks:
+            if mcp is not None:
+                mcp.attach(tasks)  # runs the MCP session manager once a request has built the server
+            tasks.start_soon(hub.run)
+            tasks.start_soon(metrics.run)
+            try:
+                yield
+            finally:
+                await hub.close_all()
+                tasks.cancel_scope.cancel()
+                door.close()
 
     public = urlsplit(options.public_url)
     trusted = (*options.allowed_origins, f"{public.scheme}://{public.netloc}")
@@ -168,30 +164,5 @@ def create_app(
     app.door = door
     app.writer = writer
     app.metrics = metrics
+    app.mcp = mcp
     return app
-
-
-def _mcp(
-    engine: Engine, authenticator: Authenticator, options: WebOptions, limiter: RateLimiter
-) -> tuple[MCPServer[dict[str, Any]], Starlette]:
-    """The MCP server with Bearer auth, and its Streamable HTTP app (routes /mcp and its metadata)."""
-    from mcp.server.transport_security import TransportSecuritySettings
-
-    from cymetica_mcp.mcp_server import create_server, http_auth_settings, limit_sessions_per_key
-
-    server = create_server(
-        engine,
-        authenticator,
-        auth=http_auth_settings(options.public_url.rstrip("/") + MCP_PATH),
-        admit=lambda principal: limiter.check(principal.key_id),  # the same per-key limit as REST
-    )
-    app = server.streamable_http_app(
-        streamable_http_path=MCP_PATH,
-        # OriginGuard checks Host and Origin for every route of this app, /mcp included.
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-        max_sessions=options.mcp_sessions,
-        stateless_http=options.mcp_stateless,
-    )
-    limit_sessions_per_key(server, options.mcp_sessions_per_key)
-    guard_messages(app, MCP_PATH)  # JSON-RPC's own errors for bad messages, once the caller is known
-    return server, app

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import httpx
 import httpx2
@@ -249,3 +252,37 @@ async def test_the_sdk_client_shows_why_a_call_too_large_was_refused(served: Ser
     assert refused.value.error.code == -32600
     assert "the limit is 4194304 bytes (4 MiB)" in refused.value.error.message
     assert not result.is_error, "the session goes on"
+
+
+def test_serving_sqlite_imports_neither_the_mcp_sdk_nor_psycopg() -> None:
+    """The serve path (CLI, app, server, a SQLite store) loads no module of the MCP SDK nor of psycopg:
+    ~22 and ~12 MiB of anonymous memory that a server may never need (they load when first used)."""
+    probe = (
+        "import sys, cymetica_mcp.cli, cymetica_mcp.cli._web, cymetica_mcp.web._app, cymetica_mcp.web._server;"
+        "from cymetica_mcp.store import open_store, copy_store;"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in ('mcp', 'mcp_types', 'psycopg', 'psycopg_pool')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+async def test_the_first_mcp_requests_load_the_sdk_once(served: Served, api_key: str) -> None:
+    lazy = served.app.mcp
+    assert lazy is not None
+    async with httpx.AsyncClient(base_url=served.url) as http:
+        rest = await http.get("/api/v1/analytics/dashboard", headers={"Authorization": f"Bearer {api_key}"})
+    assert rest.status_code == 200 and not lazy.loaded  # REST alone does not build the MCP server
+    answers: list[dict[str, Any]] = []
+
+    async def call() -> None:
+        async with client(served, api_key) as mcp:
+            answers.append(envelope(await mcp.call_tool(TOOL_NAME, {})))
+
+    async with anyio.create_task_group() as tasks:  # three sessions racing for the first build
+        for _ in range(3):
+            tasks.start_soon(call)
+    assert lazy.loaded
+    assert [a["success"] for a in answers] == [True, True, True]
+    assert all(a["data"] == rest.json() for a in answers)

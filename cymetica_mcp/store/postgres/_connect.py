@@ -18,10 +18,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store.postgres._lend import Lender
+from cymetica_mcp.store.postgres._url import SCHEMES, is_postgres
+
+__all__ = ["SCHEMES", "Address", "Connection", "Pool", "is_postgres"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 Pool = ConnectionPool[Connection]
-SCHEMES: Final = ("postgresql://", "postgres://")
 CONNECT_SECONDS: Final = 5
 """How long a new connection may take before the store is called unreachable."""
 POOL_WAIT_SECONDS: Final = 10.0
@@ -31,11 +33,6 @@ LOCK_SECONDS: Final = 10
 """How long an import waits for another import (SQLite's busy timeout, the same rule)."""
 KEEPALIVES: Final = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 """TCP keepalives: a server that vanishes without closing the connection is noticed in ~11 s."""
-
-
-def is_postgres(location: str) -> bool:
-    """Whether `location` names a PostgreSQL database (a `postgresql://` or `postgres://` URL)."""
-    return location.startswith(SCHEMES)
 
 
 class Address:
