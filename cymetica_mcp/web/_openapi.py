@@ -2,9 +2,7 @@
 
     components             schemas and error responses (`_openapi_components.py`)
     paths                  every HTTP route of the app but /mcp (see `x-mcp`), each with its statuses
-    x-websocket            /ws/analytics, which OpenAPI cannot describe: handshake, messages, close codes
-    x-mcp                  /mcp (MCP over Streamable HTTP: JSON-RPC, described by the MCP specification)
-                           and its OAuth protected-resource metadata, both served by the MCP SDK
+    x-websocket, x-mcp     the doors OpenAPI cannot describe as operations (`_openapi_channels.py`)
 
 The document is public: it describes the API, never a figure or a key. `tests/web/test_web_openapi.py`
 checks it against the app's routes, validates it as OpenAPI 3.1 and fuzzes the server with it.
@@ -23,6 +21,7 @@ from cymetica_mcp.errors import HTTP_STATUS
 from cymetica_mcp.web._envelope import JSON, dumps
 from cymetica_mcp.web._metrics import CONTENT_TYPE as METRICS_TYPE
 from cymetica_mcp.web._metrics import METRICS_PATH
+from cymetica_mcp.web._openapi_channels import mcp_channel, websocket_channel
 from cymetica_mcp.web._openapi_components import (
     NO_STORE,
     SCHEMAS,
@@ -296,51 +295,6 @@ def _asset() -> dict[str, Any]:
     return item
 
 
-def _websocket() -> dict[str, Any]:
-    return {
-        "path": "/ws/analytics",
-        "description": "The live stream (RFC 6455), which OpenAPI 3.1 cannot describe as an operation: "
-        "see docs/web.md. An HTTP GET without the upgrade answers 404.",
-        "credential": "`?token=<JWT or API key>` (or `Authorization: Bearer`), scope `read`",
-        "client_messages": {
-            "set_preferences": {
-                "type": "set_preferences",
-                "filter": {"$ref": SCHEMAS + "Filter"},
-                "period": {"$ref": SCHEMAS + "Period"},
-            },
-            "ping": {"type": "ping"},
-        },
-        "server_messages": {
-            "connected": ["session_id", "filter", "period", "push_interval", "heartbeat_interval"],
-            "analytics_update": {"data": {"$ref": SCHEMAS + "Dashboard"}, "data_version": "integer"},
-            "preferences_ack": ["filter", "period"],
-            "pong": ["timestamp"],
-            "heartbeat": ["timestamp"],
-            "error": {"error": {"$ref": SCHEMAS + "ErrorDetail"}},
-        },
-        "close_codes": {
-            "4401": "a bad credential, before any data; or later, once the key is revoked or the JWT expired",
-            "4403": "a credential without the `read` scope, before any data",
-            "4429": "over the per-key socket or rate limit at connect, or too many refused credentials",
-            "1009": "a client message over 4 KiB",
-            "1008": "a client that does not read its messages",
-            "1001": "the server shuts down",
-        },
-    }
-
-
-def _mcp() -> dict[str, Any]:
-    return {
-        "path": "/mcp",
-        "description": "The MCP server (tool `et_analytics_dashboard`, resources, a prompt) over MCP "
-        "Streamable HTTP: JSON-RPC 2.0 messages whose methods and results the MCP specification "
-        "defines, not this document. Served by the MCP SDK, whose 401 is the RFC 6750 / RFC 9728 answer "
-        '`{"error": "invalid_token", ...}`, not the envelope of the routes above.',
-        "credential": "`Authorization: Bearer <API key or JWT>`, scope `read`",
-        "protected_resource_metadata": "/.well-known/oauth-protected-resource/mcp",
-    }
-
-
 def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the REST API served at `public_url`."""
     paths = {
@@ -405,8 +359,8 @@ def openapi_document(public_url: str, *, ingest_max_bytes: int) -> dict[str, Any
         "x-error-codes": {
             code: status for code, status in sorted(HTTP_STATUS.items(), key=lambda item: (item[1], item[0]))
         },
-        "x-websocket": _websocket(),
-        "x-mcp": _mcp(),
+        "x-websocket": websocket_channel(),
+        "x-mcp": mcp_channel(),
     }
 
 
