@@ -16,11 +16,9 @@ import psycopg
 from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from cymetica_mcp.config import shown
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store.postgres._lend import Lender
-from cymetica_mcp.store.postgres._url import SCHEMES, is_postgres
-
-__all__ = ["SCHEMES", "Address", "Connection", "Pool", "is_postgres"]
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 Pool = ConnectionPool[Connection]
@@ -51,10 +49,7 @@ class Address:
         self.conninfo = conninfo.make_conninfo(
             url, connect_timeout=CONNECT_SECONDS, application_name="cymetica-mcp", **KEEPALIVES
         )
-        user = params.get("user")
-        host = params.get("host") or "localhost"
-        port = params.get("port")
-        self.location = f"postgresql://{f'{user}@' if user else ''}{host}{f':{port}' if port else ''}/{params.get('dbname') or ''}"
+        self.location = shown(url)
 
     def scrub(self, text: str) -> str:
         """`text` with the password replaced (a driver's message may quote its connection string)."""
