@@ -15,12 +15,13 @@ with hypothesis against `_values.parse_ts` / `_values.parse_micro` on random val
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
+
+from cymetica_mcp.store import AsciiIds
 
 I64 = NDArray[np.int64]
 
@@ -39,16 +40,25 @@ _TS_MARK_AT: Final = np.array([4, 7, 10, 13, 16, 19])
 _TS_MARKS: Final = np.frombuffer(b"--T::Z", dtype=np.uint8)
 
 
-@dataclass(frozen=True, slots=True)
 class TradeBlock:
-    """The rows of one block, in file order: trade ids as text, the rest as int64 columns."""
+    """The rows of one block, in file order: trade ids as ASCII bytes (`ascii_ids`; as Python strings,
+    `trade_ids`, made on first use), the rest as int64 columns."""
 
-    lines: int
-    trade_ids: list[str]
-    user_ref: I64
-    ts: I64
-    volume: I64
-    pnl: I64
+    __slots__ = ("_texts", "ascii_ids", "lines", "pnl", "ts", "user_ref", "volume")
+
+    def __init__(
+        self, lines: int, ascii_ids: AsciiIds, user_ref: I64, ts: I64, volume: I64, pnl: I64
+    ) -> None:
+        self.lines, self.ascii_ids = lines, ascii_ids
+        self.user_ref, self.ts, self.volume, self.pnl = user_ref, ts, volume, pnl
+        self._texts: list[str] | None = None
+
+    @property
+    def trade_ids(self) -> list[str]:
+        """The trade ids as text (made once, on first use: a writer that copies bytes never asks)."""
+        if self._texts is None:
+            self._texts = self.ascii_ids.texts()
+        return self._texts
 
 
 class _Bytes:
@@ -174,24 +184,16 @@ def parse_trades(block: bytes, columns: Sequence[int], users: Users) -> TradeBlo
     user_ref = users.find(data, starts[:, at_user], lengths[:, at_user])
     if user_ref is None:
         return None
-    return TradeBlock(lines, _texts(data, starts[:, at_id], lengths[:, at_id]), user_ref, ts, volume, pnl)
+    return TradeBlock(lines, _ids(data, starts[:, at_id], lengths[:, at_id]), user_ref, ts, volume, pnl)
 
 
-def _texts(data: _Bytes, starts: I64, lengths: I64) -> list[str]:
-    """The fields as text: their bytes one after the other, each followed by a newline, then split."""
+def _ids(data: _Bytes, starts: I64, lengths: I64) -> AsciiIds:
+    """The fields as a byte matrix, zero padded to the longest."""
     width = int(lengths.max())
-    if width == lengths.min():  # all of one length, as machine-made ids usually are
-        joined = np.empty((len(starts), width + 1), dtype=np.uint8)
-        joined[:, :width] = data.take(starts, width)
-        joined[:, width] = _NEWLINE
-    else:
-        taken = lengths + 1
-        ends = np.cumsum(taken)
-        joined = data.raw[np.arange(int(ends[-1])) - np.repeat(ends - taken - starts, taken)]
-        joined[ends - 1] = _NEWLINE
-    texts = joined.tobytes().decode("ascii").split("\n")
-    texts.pop()  # the empty text after the last newline
-    return texts
+    text = data.take(starts, width)
+    if width != lengths.min():  # machine-made ids are usually all of one length
+        text = text * (np.arange(width) < lengths[:, None])
+    return AsciiIds(np.ascontiguousarray(text), lengths)
 
 
 def _digits(text: NDArray[np.uint8]) -> NDArray[np.uint8]:

@@ -16,7 +16,7 @@ from cymetica_mcp.ingest._report import Errors, ImportRefused, ImportReport
 from cymetica_mcp.ingest._rows import TRADE_FIELDS, USER_FIELDS, Format, Progress, detect_format, rows
 from cymetica_mcp.ingest._sink import TradeSink
 from cymetica_mcp.ingest._values import BadValue, parse_user
-from cymetica_mcp.store import ImportTransaction, Store
+from cymetica_mcp.store import ImportTransaction, RepeatedTradeIds, Store
 
 
 def import_files(
@@ -104,19 +104,33 @@ def _import_trades(
     if columns is not None:
         listed, total = len(errors.listed), errors.total
         counted, inserted, present = report.rows, report.trades_inserted, report.trades_present
-        try:
+
+        def rewind() -> None:  # the counts and errors as they were before the trades file
+            del errors.listed[listed:]
+            errors.total = total
+            report.rows, report.trades_inserted, report.trades_present = counted, inserted, present
+
+        def read_blocks() -> None:
             writer = tx.trades()
-            sink = TradeSink(writer, path.name, ids, errors, report)
-            import_trade_blocks(sink, writer.prepare, path, columns, progress)
+            import_trade_blocks(
+                TradeSink(writer, path.name, ids, errors, report), writer.prepare, path, columns, progress
+            )
+
+        try:
+            try:
+                read_blocks()
+            except RepeatedTradeIds:
+                # An empty store's bulk load found a repeated trade_id and rolled its trades back: read
+                # again, each trade_id checked as it comes (the first row of a repeated one wins).
+                rewind()
+                read_blocks()
             return
         except Unreadable:
             # Bytes that are not UTF-8, or text the csv module cannot split: the file is refused
             # either way, and where the whole-file reader notices depends on how it reads ahead,
             # so it reads the file again to report exactly what it always has. Nothing more is
             # written (what was is rolled back with the refusal).
-            del errors.listed[listed:]
-            errors.total = total
-            report.rows, report.trades_inserted, report.trades_present = counted, inserted, present
+            rewind()
             sink = TradeSink(None, path.name, ids, errors, report)
     else:
         sink = TradeSink(tx.trades(), path.name, ids, errors, report)

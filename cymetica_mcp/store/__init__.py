@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from cymetica_mcp.store._copy import CopyReport, copy_store
 from cymetica_mcp.store._interface import (
+    AsciiIds,
     CommitStamp,
     ImportTransaction,
     KeyInfo,
     KeyLookup,
     KeyRows,
     PreparedTrades,
+    RepeatedTradeIds,
     Snapshot,
     Stamp,
     Store,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA_VERSION",
     "TOTAL_LIMIT",
+    "AsciiIds",
     "CommitStamp",
     "CopyReport",
     "ImportTransaction",
@@ -45,6 +48,7 @@ __all__ = [
     "KeyRows",
     "PostgresStore",
     "PreparedTrades",
+    "RepeatedTradeIds",
     "SQLiteStore",
     "Snapshot",
     "Stamp",

@@ -57,6 +57,44 @@ class KeyInfo:
         return self.expires_at is not None and now >= self.expires_at
 
 
+@dataclass(frozen=True, slots=True)
+class AsciiIds:
+    """Ids of ASCII text without line breaks as one byte matrix: row i holds id i's `lengths[i]` bytes,
+    zero padded to the widest. What a bulk writer copies as it is, without a Python string an id
+    (`TradeColumns.ascii_ids`)."""
+
+    text: NDArray[np.uint8]
+    lengths: I64
+
+    @classmethod
+    def of(cls, ids: Sequence[str]) -> AsciiIds | None:
+        """`ids` as a byte matrix, or None if none is given or one is not ASCII or holds a line break."""
+        joined = "".join(ids)
+        if not ids or not joined.isascii() or "\n" in joined:
+            return None
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        width = int(lengths.max())
+        if width == lengths.min():
+            return cls(
+                np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(len(ids), width), lengths
+            )
+        text = np.frombuffer(b"".join(i.encode("ascii").ljust(width, b"\0") for i in ids), dtype=np.uint8)
+        return cls(text.reshape(len(ids), width), lengths)
+
+    def texts(self) -> list[str]:
+        """The ids as Python strings."""
+        count, width = self.text.shape
+        joined = np.empty((count, width + 1), dtype=np.uint8)
+        joined[:, :width] = self.text
+        joined[:, width] = ord("\n")
+        if int(self.lengths.min()) != width:  # the padding of narrower ids cut out
+            joined = joined[np.arange(width + 1) <= self.lengths[:, None]]
+            joined[np.cumsum(self.lengths + 1) - 1] = ord("\n")
+        texts = joined.tobytes().decode("ascii").split("\n")
+        texts.pop()  # the empty text after the last newline
+        return texts
+
+
 class TradeColumns(Protocol):
     """Trades as columns, in file order: ids as text, the rest int64 (users by ref)."""
 
@@ -64,6 +102,11 @@ class TradeColumns(Protocol):
     def lines(self) -> int: ...
     @property
     def trade_ids(self) -> list[str]: ...
+    @property
+    def ascii_ids(self) -> AsciiIds | None:
+        """The same ids as a byte matrix, when they are ASCII and the columns hold them so."""
+        ...
+
     @property
     def user_ref(self) -> I64: ...
     @property
@@ -79,6 +122,13 @@ class PreparedTrades(Protocol):
 
     @property
     def rows(self) -> TradeColumns: ...
+
+
+class RepeatedTradeIds(Exception):
+    """A writer that loaded an empty store's trades before checking their trade_ids found, once it
+    checked them, that one is repeated: it has rolled back every trade it wrote. The caller writes
+    them again with a new writer from the same `ImportTransaction.trades`, which checks them as they
+    come (the first row of a repeated trade_id wins). Raised at most once an import."""
 
 
 class TradeWriter(Protocol):
@@ -99,7 +149,8 @@ class TradeWriter(Protocol):
 
     def finish(self) -> None:
         """Check that every user the new trades name exists and record the store's new totals;
-        raises (and the import is rolled back) if either fails."""
+        raises (and the import is rolled back) if either fails. `write`, `write_prepared` and
+        `finish` may raise `RepeatedTradeIds` (see there)."""
         ...
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import import_files
-from cymetica_mcp.store import SQLiteStore, open_store
+from cymetica_mcp.store import AsciiIds, SQLiteStore, open_store
 from cymetica_mcp.store.postgres._copy import binary_trades
 
 USERS = "user_id,kind,capital_usdc,created_at\nu1,human,100,2026-01-01T00:00:00Z\nu2,agent,50.5,2026-01-02T00:00:00Z\n"
@@ -67,16 +69,23 @@ def test_any_text_a_trade_id_may_hold_is_stored_exactly_row_by_row(pg_url: str, 
     assert [row[1] for row in rows] == ["é€😀", "a\\b\tc", "x\ny\\N\r", "z" * 64, "q"]
 
 
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["strings", "ASCII bytes"])
 @pytest.mark.parametrize(
     "trade_ids",
     [["aa", "bb", "cc"], ["a", "bbb", "cc"], ["é", "b", "ü€"]],
     ids=["one width", "widths differ", "not ASCII"],
 )
-def test_binary_rows_renumbered_hold_the_ids_asked_for(pg_url: str, trade_ids: list[str]) -> None:
+def test_binary_rows_renumbered_hold_the_ids_asked_for(
+    pg_url: str, trade_ids: list[str], as_bytes: bool
+) -> None:
     numbers = [
         np.array(v, dtype=np.int64) for v in ([1, 2, 3], [-(2**63), 2**63 - 1, 0], [4, 5, 6], [-7, 0, 7])
     ]
-    block = binary_trades(41, trade_ids, numbers)
+    ids = AsciiIds.of(trade_ids) if as_bytes else trade_ids
+    if ids is None:
+        assert not all(tid.isascii() for tid in trade_ids)
+        return
+    block = binary_trades(41, ids, numbers)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE t (id bigint, trade_id text, user_ref bigint, ts bigint, volume_micro bigint, pnl_micro bigint)"
@@ -93,8 +102,23 @@ def test_binary_rows_renumbered_hold_the_ids_asked_for(pg_url: str, trade_ids: l
 
 
 def test_a_trade_id_holding_nul_is_refused_naming_the_column() -> None:
-    with pytest.raises(AnalyticsError, match="a trade_id holds the character NUL"):
-        binary_trades(1, ["ok", "n\x00"], [np.zeros(2, dtype=np.int64)] * 4)
+    for ids in (["ok", "n\x00"], AsciiIds.of(["ok", "n\x00"])):
+        assert ids is not None
+        with pytest.raises(AnalyticsError, match="a trade_id holds the character NUL"):
+            binary_trades(1, ids, [np.zeros(2, dtype=np.int64)] * 4)
+    # zero padding is not NUL: "a" beside a wider id copies as "a"
+    assert binary_trades(1, AsciiIds.of(["a", "bcd"]) or [], [np.zeros(2, dtype=np.int64)] * 4).count == 2
+
+
+@given(st.lists(st.text(st.characters(max_codepoint=127), max_size=64), min_size=1, max_size=40))
+def test_ascii_ids_hold_the_texts_given(ids: list[str]) -> None:
+    packed = AsciiIds.of(ids)
+    if any("\n" in i for i in ids):
+        assert packed is None  # line breaks: the texts are copied as strings instead
+        return
+    assert packed is not None and packed.texts() == ids
+    assert packed.lengths.tolist() == [len(i) for i in ids]
+    assert packed.text.shape == (len(ids), max(len(i) for i in ids) or 0)
 
 
 def _primary_key(pg_url: str) -> list[tuple[object, ...]]:

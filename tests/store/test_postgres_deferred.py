@@ -1,8 +1,8 @@
-"""An import into an empty PostgreSQL `trades` builds its primary key and unique trade_id index at the
-end (`PostgresTrades._defer`), keeping "the first row of a repeated trade_id wins" with `SeenIds`
-until a block may repeat one: what it stores is SQLite's, row for row, whichever way the deferral
-ends; a refused import leaves the schema of a freshly migrated database; readers never see a half
-state."""
+"""An import into an empty PostgreSQL `trades` loads its trades unchecked and builds its primary key
+and unique trade_id index at the end (`PostgresTrades`' bulk load); a repeated trade_id found then
+rolls the load back and the trades are read again, checked as they come: what it stores is SQLite's,
+row for row, whichever way the load ends; a refused import leaves the schema of a freshly migrated
+database; readers never see a half state."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psycopg
 import pytest
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.ingest import import_files
 from cymetica_mcp.store import SQLiteStore, open_store
-from cymetica_mcp.store.postgres import _deferred, _seen
+from cymetica_mcp.store.postgres import _deferred
 from tests.postgres import Cluster
 
 USERS = "user_id,kind,capital_usdc,created_at\nu1,human,100,2026-01-01T00:00:00Z\nu2,agent,50.5,2026-01-02T00:00:00Z\n"
@@ -103,58 +102,89 @@ def migrated(pg_cluster: Cluster) -> Iterator[list[tuple[Any, ...]]]:
         pg_cluster.drop_database(url)
 
 
-def test_repeats_in_the_first_blocks_keep_the_first_row_as_sqlite_does(
+def test_a_first_import_without_repeats_builds_both_indexes_once_at_the_end(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated: Any
 ) -> None:
     builds = Builds(monkeypatch)
-    lines = [_line(i) for i in range(40_000)]
-    lines[7] = _line(7, trade_id="t3")  # the first block repeats one of its own ids: nothing to defer
-    rows = _compare(pg_url, tmp_path, *_files(tmp_path, lines))
-    assert len(rows) == 39_999 and rows[3][1] == "t3"
-    assert builds.drops == [["trades_pkey"]]  # the unique index stayed: it met the repeat at once
-    assert builds.adds == [(["trades_pkey"], 39_999)]
+    rows = _compare(pg_url, tmp_path, *_files(tmp_path, [_line(i) for i in range(60_000)]))
+    assert len(rows) == 60_000
+    assert builds.drops == [["trades_pkey", "trades_trade_id_key"]]
+    assert builds.adds == [(["trades_pkey", "trades_trade_id_key"], 60_000)]
     assert _schema(pg_url) == migrated
+    with psycopg.connect(pg_url) as conn:  # the table's own sequence follows the ids the import gave
+        assert conn.execute("SELECT nextval(pg_get_serial_sequence('trades', 'id'))").fetchone() == (60_001,)
+        analyzed = conn.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'trades'")
+        assert analyzed.fetchone() != (None,)  # ANALYZE after a first import: the planner's statistics
+        pages = conn.execute(
+            "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'trades'"
+        ).fetchone()
+        assert pages is not None and pages[0] > 0 and pages[1] == pages[0]  # COPY FREEZE: every page
+        # marked all-visible (and all-frozen) as written: nothing left for a vacuum to do
 
 
-def test_a_repeat_after_many_blocks_builds_the_index_over_the_rows_before_it(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated: Any
+@pytest.mark.parametrize("at", [7, 200_000])
+def test_a_repeat_rolls_the_bulk_load_back_and_reads_again_keeping_the_first_row_as_sqlite_does(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated: Any, at: int
 ) -> None:
     builds = Builds(monkeypatch)
     lines = [_line(i) for i in range(230_000)]  # some 10 MB: a dozen blocks of the fast path
-    lines[200_000] = _line(200_000, trade_id="t5")  # a late block repeats a trade_id of the first
-    lines[200_001] = _line(200_001, trade_id="t200002")  # and then one of its own block
-    rows = _compare(pg_url, tmp_path, *_files(tmp_path, lines))
-    assert len(rows) == 229_998 and rows[5][1] == "t5"
-    assert builds.drops == [["trades_pkey", "trades_trade_id_key"]]
-    (built, held), (rest, _) = builds.adds
-    assert built == ["trades_trade_id_key"] and rest == ["trades_pkey"]
-    assert 170_000 < held < 200_000  # the whole blocks before the repeating one (some 25,000 lines each)
+    lines[at] = _line(at, trade_id="t5")  # repeats a trade_id of the first block (in it, or much later)
+    lines[at + 1] = _line(at + 1, trade_id=f"t{at + 2}")  # and then one of its own block
+    progress: list[tuple[int, int]] = []
+    pg, lite = open_store(pg_url), SQLiteStore(tmp_path / "s.db")
+    users, trades = _files(tmp_path, lines)
+    mine = import_files(pg, users, trades, progress=lambda done, total: progress.append((done, total)))
+    theirs = import_files(lite, users, trades)
+    assert (
+        (mine.rows, mine.trades_inserted, mine.trades_present)
+        == (
+            theirs.rows,
+            theirs.trades_inserted,
+            theirs.trades_present,
+        )
+        == (230_002, 229_998, 2)  # rows: both files
+    )
+    with lite.read() as conn:
+        expected = [tuple(row) for row in conn.execute(f"SELECT {COLUMNS} FROM trades ORDER BY id")]
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute(f"SELECT {COLUMNS} FROM trades ORDER BY id".encode()).fetchall() == expected
+    assert expected[5][1] == "t5" and [row[0] for row in expected] == list(range(1, 229_999))
+    assert pg.check() == []
+    pg.close()
+    # the bulk load dropped both and failed to build the unique index over all 230,000 rows; the second
+    # reading deferred the primary key alone
+    assert builds.drops == [["trades_pkey", "trades_trade_id_key"], ["trades_pkey"]]
+    assert builds.adds == [(["trades_pkey", "trades_trade_id_key"], 230_000), (["trades_pkey"], 229_998)]
     assert _schema(pg_url) == migrated
-    with psycopg.connect(pg_url) as conn:  # the table's own sequence follows the ids the import gave
-        assert conn.execute("SELECT nextval(pg_get_serial_sequence('trades', 'id'))").fetchone() == (229_999,)
-        analyzed = conn.execute("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'trades'")
-        assert analyzed.fetchone() != (None,)  # ANALYZE after a first import: the planner's statistics
+    assert progress[-1][0] == progress[-1][1]
 
 
-def test_a_hash_collision_of_different_trade_ids_keeps_both(
+def test_rows_the_fast_path_does_not_take_end_the_bulk_load_with_the_index_built_first(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, migrated: Any
 ) -> None:
     builds = Builds(monkeypatch)
-    real = _seen.hashed
-
-    def colliding(trade_ids: Sequence[str], bits: int = 64) -> Any:
-        hashes = real(trade_ids, bits)
-        hashes[[i for i, trade_id in enumerate(trade_ids) if trade_id in ("t11", "t150000")]] = 42
-        return hashes
-
-    monkeypatch.setattr(_seen, "hashed", colliding)
-    lines = [_line(i) for i in range(160_000)]
+    lines = [_line(i) for i in range(120_000)]
+    lines[100_000] = _line(100_000, trade_id='"t100000"')  # a quoted field: that block is read row by row
     rows = _compare(pg_url, tmp_path, *_files(tmp_path, lines))
-    assert len(rows) == 160_000  # two different trade_ids: both stored
+    assert len(rows) == 120_000
     assert builds.drops == [["trades_pkey", "trades_trade_id_key"]]
-    assert [names for names, _ in builds.adds] == [["trades_trade_id_key"], ["trades_pkey"]]
-    assert 0 < builds.adds[0][1] < 150_000
+    (built, held), (rest, _) = builds.adds
+    assert built == ["trades_trade_id_key"] and rest == ["trades_pkey"]
+    assert 60_000 < held <= 100_000  # the whole blocks before the one read row by row
     assert _schema(pg_url) == migrated
+    lines[50_000] = _line(50_000, trade_id="t3")  # a repeat before that block: the build fails, read again
+    builds.drops.clear()
+    builds.adds.clear()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE trades")
+        conn.execute("UPDATE meta SET value = 0 WHERE key <> 'data_version'")
+    lite = tmp_path / "s.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(lite) + suffix).unlink(missing_ok=True)
+    rows = _compare(pg_url, tmp_path, *_files(tmp_path, lines))
+    assert len(rows) == 119_999
+    assert builds.drops == [["trades_pkey", "trades_trade_id_key"], ["trades_pkey"]]
+    assert [names for names, _ in builds.adds] == [["trades_trade_id_key"], ["trades_pkey"]]
 
 
 def test_a_refused_first_import_leaves_the_schema_of_a_fresh_database(
@@ -208,35 +238,6 @@ def test_readers_wait_for_a_first_import_and_then_see_it_whole(pg_url: str, tmp_
     reader[0].join(timeout=30)
     assert seen == [(120_000, 120_000)]
     store.close()
-
-
-def test_seen_ids_answers_false_for_any_id_met_before() -> None:
-    seen = _seen.SeenIds()
-    assert seen.add([]) and seen.add(["a", "b"]) and seen.add(["c"])
-    assert not seen.add(["d", "d"])
-    again = _seen.SeenIds()
-    assert again.add(["a", "b"]) and not again.add(["x", "b"])
-    many = _seen.SeenIds()  # grown twice, with full buckets' hashes set aside: every one still met
-    ids = [f"id{i}" for i in range(1_200_000)]
-    assert all(many.add(ids[i : i + 100_000]) for i in range(0, len(ids), 100_000))
-    assert many.count == len(ids) and many._overflow
-    aside = next(iter(many._overflow))
-    hashes = _seen.hashed(ids)
-    assert not many.add([ids[int(np.flatnonzero(hashes == aside)[0])]])
-    assert all(not many.add([ids[i]]) for i in (0, 599_999, 1_199_999))
-
-
-def test_seen_ids_with_narrow_hashes_meets_collisions_and_bounds_its_memory(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    narrow = _seen.SeenIds(bits=8)  # 256 hashes: 300 different ids cannot all be told apart
-    assert not all(narrow.add([f"x{i}"]) for i in range(300))
-    monkeypatch.setattr(_seen, "MAX_BUCKETS", 1 << 17)
-    bounded = _seen.SeenIds()
-    ids = [f"y{i}" for i in range(_seen.FULL_AT * (1 << 17) + 1)]
-    answers = [bounded.add(ids[i : i + 100_000]) for i in range(0, len(ids), 100_000)]
-    assert all(answers[:-1]) and not answers[-1]  # past 6 a bucket at the largest size: no more
-    assert bounded._keys.nbytes == (1 << 17) * 64
 
 
 def _until(condition: Callable[[], bool], what: str, seconds: float = 20.0) -> None:

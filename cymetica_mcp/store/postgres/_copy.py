@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cymetica_mcp.errors import AnalyticsError
+from cymetica_mcp.store._interface import AsciiIds
 
 _SPECIAL: Final = ("\\", "\t", "\n", "\r")
 _ESCAPES: Final = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -76,21 +77,22 @@ class BinaryRows:
         return self.data.data
 
 
-def binary_trades(first_id: int, trade_ids: Sequence[str], numbers: Sequence[I64]) -> BinaryRows:
+def binary_trades(first_id: int, trade_ids: Sequence[str] | AsciiIds, numbers: Sequence[I64]) -> BinaryRows:
     """Trade rows `TRADE_COLUMNS` in `FORMAT BINARY`: ids `first_id`, `first_id + 1`, ... in order,
-    then `trade_ids` (text), then the int64 columns `numbers` (user_ref, ts, volume, pnl);
-    `import_refused` if a trade_id holds NUL."""
-    count = len(trade_ids)
+    then `trade_ids` (text: strings, or ASCII bytes as they are), then the int64 columns `numbers`
+    (user_ref, ts, volume, pnl); `import_refused` if a trade_id holds NUL."""
+    ids: AsciiIds | list[bytes]
+    if isinstance(trade_ids, AsciiIds):
+        ids, widths = trade_ids, trade_ids.lengths
+        if ((ids.text == 0) & (np.arange(ids.text.shape[1]) < widths[:, None])).any():
+            refuse_nul("\x00", "trade_id")
+    else:
+        refuse_nul("".join(trade_ids), "trade_id")
+        ids = AsciiIds.of(trade_ids) or [value.encode() for value in trade_ids]  # UTF-8 bytes if not ASCII
+        widths = ids.lengths if isinstance(ids, AsciiIds) else np.fromiter(map(len, ids), dtype=np.int64)
+    count = len(widths)
     if not count:
         return BinaryRows(np.empty(0, dtype=np.uint8), np.empty(0, dtype=np.int64), first_id)
-    joined = "".join(trade_ids)
-    refuse_nul(joined, "trade_id")
-    if joined.isascii():  # one byte a character: what the fast path's blocks always are
-        encoded: Sequence[str | bytes] = trade_ids
-        widths = np.fromiter(map(len, trade_ids), dtype=np.int64, count=count)
-    else:
-        encoded = [value.encode() for value in trade_ids]
-        widths = np.fromiter(map(len, encoded), dtype=np.int64, count=count)
     widest, narrowest = int(widths.max()), int(widths.min())
     # a row: field count, id (length 8, value), trade_id (length, bytes), then each number (length 8,
     # value); built at the widest trade_id's width, the padding after narrower ones cut out at the end
@@ -114,10 +116,10 @@ def binary_trades(first_id: int, trade_ids: Sequence[str], numbers: Sequence[I64
     rows = body.view(layout).reshape(count)
     rows["id"] = np.arange(first_id, first_id + count, dtype=np.int64)
     rows["trade_id_len"] = widths
-    if narrowest == widest and isinstance(encoded[0], str):  # ASCII, one width: the joined text, cut
-        rows["trade_id"] = np.frombuffer(joined.encode("ascii"), dtype=f"S{widest}")
+    if isinstance(ids, AsciiIds):  # the bytes as they are, zero padded to the widest
+        rows["trade_id"] = np.ascontiguousarray(ids.text).view(f"S{widest}").reshape(count)
     else:
-        rows["trade_id"] = encoded
+        rows["trade_id"] = ids
     for i, column in enumerate(numbers):
         rows[f"v{i}"] = column
     if narrowest == widest:

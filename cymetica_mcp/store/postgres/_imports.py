@@ -24,18 +24,20 @@ import psycopg
 from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.store import _totals
 from cymetica_mcp.store._imports import KnownUsers
-from cymetica_mcp.store._interface import PreparedTrades, TradeColumns, TradeRow
+from cymetica_mcp.store._interface import PreparedTrades, RepeatedTradeIds, TradeColumns, TradeRow
 from cymetica_mcp.store.postgres import _deferred as deferred
 from cymetica_mcp.store.postgres._connect import LOCK_SECONDS, Connection
 from cymetica_mcp.store.postgres._copy import TRADE_COLUMNS, BinaryRows, binary_trades, lines, texts
 from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
-from cymetica_mcp.store.postgres._seen import SeenIds
 
 BEGIN: Final = (
     f"SET LOCAL lock_timeout = '{LOCK_SECONDS}s'",
     # every trade_id is looked up in the unique index: never a hash join over the whole table
     "SET LOCAL enable_hashjoin = off",
     "SET LOCAL enable_mergejoin = off",
+    # the deferred indexes are built in memory, not sorted through temporary files (an upper bound:
+    # a build takes what its rows need, some 60 MB per million trades)
+    "SET LOCAL maintenance_work_mem = '1GB'",
 )
 STAGE_TRADES: Final = """
     CREATE TEMP TABLE import_trades (
@@ -59,7 +61,11 @@ MOVE_TRADES: Final = """
 """
 BLOCK_SAVEPOINT: Final = "trades_block"
 """The savepoint a block of trades is copied under (released when the next block sets it again)."""
+BULK_SAVEPOINT: Final = "trades_bulk"
+"""The savepoint an empty table's bulk load starts from (`PostgresTrades`): rolled back to if the
+unique trade_id index cannot be built over what it loaded."""
 COPY_TRADES: Final = f"COPY trades ({TRADE_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+COPY_FROZEN: Final = f"COPY trades ({TRADE_COLUMNS}) FROM STDIN (FORMAT BINARY, FREEZE)"
 COPY_STAGED: Final = (
     "COPY import_trades (seq, trade_id, user_ref, ts, volume_micro, pnl_micro) FROM STDIN (FORMAT BINARY)"
 )
@@ -122,7 +128,8 @@ class PostgresImport:
     def trades(self) -> PostgresTrades:
         """The writer of this import's trades (the users so far are written first)."""
         self.write_users()
-        self._writer = PostgresTrades(self.conn)
+        # after a bulk load that met a repeated trade_id, rows are checked as they come
+        self._writer = PostgresTrades(self.conn, bulk=self._writer is None or not self._writer.repeated)
         return self._writer
 
     def write_users(self) -> None:
@@ -173,7 +180,7 @@ class Prepared:
     users: list[int]  # the users its rows name
     volume: int
     abs_pnl: int
-    fresh: bool  # none of its trade_ids met before in this import into an empty table (`SeenIds`)
+    bulk: bool  # may be loaded before its trade_ids are checked (`PostgresTrades`' bulk load)
 
 
 class PostgresTrades:
@@ -190,39 +197,46 @@ class PostgresTrades:
     were new (the usual case), so writing it costs the writer nothing but the `COPY`.
 
     Into an EMPTY `trades`, the primary key and the unique trade_id index are built once at the end
-    (`_defer`), not row by row. The ids are the import's own (dense, unique by construction); the
-    trade_ids' uniqueness is kept by `prepare` hashing each block's trade_ids into `SeenIds`: while
-    none was met before, a block is copied without a savepoint and without an index to meet. The
-    first block that may repeat one (a repeat, or a collision of hashes) ends that: the index is
-    built over the rows so far (unique, so the build cannot fail) and from then on blocks go as
-    above. The table was empty, so readers waiting for the import's exclusive lock until the commit
-    miss nothing they could have seen; a rollback puts the indexes back (DDL is transactional)."""
+    (`_defer`), not row by row. The ids are the import's own (dense, unique by construction). The
+    trade_ids are not checked while the prepared blocks of such an import are loaded (a bulk load,
+    `bulk=True`): after a savepoint the table is truncated and each block copied with `FREEZE` (rows
+    written visible and frozen: the index builds and ANALYZE after it find nothing to mark), without a
+    savepoint of its own or an index to meet. Building the unique index then checks them all at once.
+    If it finds a repeat, the writer rolls back to the savepoint (the table empty again, its indexes
+    back) and raises `RepeatedTradeIds`. The caller then reads the trades again with a new writer
+    from `PostgresImport.trades`, which checks them as they come, as above. A repeat costs a second
+    reading, and an import without one (the usual case) costs no check at all. A block written
+    through `write` (rows the fast path did not take) ends a bulk load early the same way: the index
+    is built over the rows so far first. The table was empty, so readers waiting for the import's
+    exclusive lock until the commit miss nothing they could have seen; a rollback puts the indexes
+    back (DDL is transactional)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, bulk: bool = True) -> None:
         self.conn = conn
         self.staged = False
+        self.repeated = False  # a bulk load met a repeated trade_id and was rolled back
         self.before_id = self.last_id = int(_one(conn, "SELECT coalesce(max(id), 0) FROM trades"))
         self.volume_added = self.abs_pnl_added = 0
         self.users_named: set[int] = set()
         self._planned = self.before_id + 1  # the id `prepare` numbers its next block from
         self._saving = False  # whether a block's savepoint is set
         self._empty = self.before_id == 0  # into an empty table: its indexes may be built at the end
-        self._seen: SeenIds | None = SeenIds() if self._empty else None  # `prepare`'s alone
+        self._bulk = bulk and self._empty  # prepared blocks may be loaded unchecked
         self._deferred: dict[str, str] = {}  # constraints dropped until the end: name -> definition
         self._unique: str | None = None  # the deferred unique trade_id constraint, while it is
 
     def prepare(self, rows: TradeColumns) -> Prepared:
         """The rows as binary COPY data (runs on the import's parsing thread, block after block in
         file order; numbered after the blocks prepared before)."""
-        fresh = False
-        if self._seen is not None:
-            fresh = self._seen.add(rows.trade_ids)
-            if not fresh:  # never again in this import: the memory is freed
-                self._seen = None
-        return self._prepared(rows, fresh)
+        return self._prepared(rows, self._bulk)
 
-    def _prepared(self, rows: TradeColumns, fresh: bool) -> Prepared:
-        block = binary_trades(self._planned, rows.trade_ids, [rows.user_ref, rows.ts, rows.volume, rows.pnl])
+    def _prepared(self, rows: TradeColumns, bulk: bool) -> Prepared:
+        ids = rows.ascii_ids
+        block = binary_trades(
+            self._planned,
+            rows.trade_ids if ids is None else ids,
+            [rows.user_ref, rows.ts, rows.volume, rows.pnl],
+        )
         self._planned += rows.lines
         return Prepared(
             rows,
@@ -230,7 +244,7 @@ class PostgresTrades:
             np.flatnonzero(np.bincount(rows.user_ref)).tolist() if rows.lines else [],
             exact_sum(rows.volume),
             exact_sum(np.abs(rows.pnl)),
-            fresh,
+            bulk,
         )
 
     def write(self, rows: Sequence[TradeRow]) -> int:
@@ -243,28 +257,28 @@ class PostgresTrades:
         volume = sum(int(v) for v in columns[3])
         abs_pnl = sum(abs(int(p)) for p in columns[4])
         users = sorted({int(u) for u in columns[1]})
-        return self._write(block, users, volume, abs_pnl, fresh=False)
+        return self._write(block, users, volume, abs_pnl, bulk=False)
 
     def write_prepared(self, prepared: PreparedTrades) -> int:
         """Write prepared rows; return how many were new."""
         if not isinstance(prepared, Prepared):  # made by another backend's writer: made again here
-            prepared = self._prepared(prepared.rows, fresh=False)
-        return self._write(prepared.block, prepared.users, prepared.volume, prepared.abs_pnl, prepared.fresh)
+            prepared = self._prepared(prepared.rows, bulk=False)
+        return self._write(prepared.block, prepared.users, prepared.volume, prepared.abs_pnl, prepared.bulk)
 
-    def _write(self, block: BinaryRows, users: list[int], volume: int, abs_pnl: int, fresh: bool) -> int:
+    def _write(self, block: BinaryRows, users: list[int], volume: int, abs_pnl: int, bulk: bool) -> int:
         """Write the rows of `block`, naming `users`, of `volume` and `abs_pnl` micro-USDC in all
-        (`fresh`: none of its trade_ids met before); return how many were new."""
+        (`bulk`: it may be loaded unchecked); return how many were new."""
         if not block.count:
             return 0
         self.users_named.update(users)
         if self._empty:  # the first rows into an empty table
             self._empty = False
-            self._defer(unique=fresh)
-        elif self._unique is not None and not fresh:  # this block may repeat a trade_id: the index first
+            self._defer(unique=bulk)
+        elif self._unique is not None and not bulk:  # rows to check as they come: the index first
             self._build([self._unique])
         data = block.numbered(self.last_id + 1)
-        if self._unique is not None:  # every trade_id new: no index to meet, no savepoint needed
-            _copy(self.conn, COPY_TRADES, data)
+        if self._unique is not None:  # the bulk load: no index to meet, no savepoint needed
+            _copy(self.conn, COPY_FROZEN, data)
             return self._added(block.count, volume, abs_pnl)
         # one round trip (not two a block): the last block's savepoint released, this one's set
         if self._saving:
@@ -286,19 +300,33 @@ class PostgresTrades:
         return count
 
     def _defer(self, unique: bool) -> None:
-        """Drop the primary key (and the unique trade_id index if `unique`: no block so far may repeat
-        a trade_id) of the empty `trades` until the end of the import (see the class's text).
-        Maintaining the key row by row costs about as much again as the heap itself (some 1 s per 1M
-        trades on the benchmark machine), the trade_id index some 0.4 s more; building each from the
-        rows a fraction of that."""
+        """Drop the primary key of the empty `trades` until the end of the import, and with `unique`
+        the unique trade_id index too, for a bulk load (see the class's text). Maintaining the key
+        row by row costs about as much again as the heap itself (some 1 s per 1M trades on the
+        benchmark machine), the trade_id index some 0.4 s more; building each from the rows a
+        fraction of that."""
+        if unique:  # TRUNCATE (of no rows) in this savepoint is what lets its COPYs use FREEZE
+            self.conn.execute(f"SAVEPOINT {BULK_SAVEPOINT}; TRUNCATE trades")
         self._deferred = deferred.drop(self.conn, unique)
         self._unique = next((n for n, d in self._deferred.items() if d == deferred.TRADE_ID_UNIQUE), None)
 
     def _build(self, names: list[str]) -> None:
-        """Add back the constraints `names` dropped by `_defer` (their indexes built from the rows)."""
-        deferred.add(self.conn, {name: self._deferred.pop(name) for name in names})
-        if self._unique in names:
-            self._unique = None
+        """Add back the constraints `names` dropped by `_defer` (their indexes built from the rows).
+        The unique trade_id index ends a bulk load: `RepeatedTradeIds`, with every row of it rolled
+        back, if a trade_id is repeated."""
+        constraints = {name: self._deferred.pop(name) for name in names}
+        if self._unique not in names:
+            deferred.add(self.conn, constraints)
+            return
+        self._unique = None
+        try:
+            deferred.add(self.conn, constraints)
+        except psycopg.errors.UniqueViolation:
+            self.conn.execute(f"ROLLBACK TO SAVEPOINT {BULK_SAVEPOINT}; RELEASE SAVEPOINT {BULK_SAVEPOINT}")
+            self._deferred.clear()  # the constraints are back, as the rows are gone, with the rollback
+            self._saving, self.repeated = False, True
+            raise RepeatedTradeIds from None
+        self.conn.execute(f"RELEASE SAVEPOINT {BULK_SAVEPOINT}")
 
     def restore_keys(self) -> None:
         """Build every constraint `_defer` dropped (once; nothing if none was dropped)."""
@@ -330,7 +358,6 @@ class PostgresTrades:
         empty table, `ANALYZE trades`: the planner's statistics, without which a replica's refresh
         plans a bitmap scan and a sort (PostgreSQL's advice after a bulk load)."""
         self.restore_keys()
-        self._seen = None
         if self.last_id == self.before_id:
             return
         if self.before_id == 0:
