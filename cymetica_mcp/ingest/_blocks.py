@@ -253,15 +253,15 @@ def _amounts(data: _Bytes, starts: I64, ends: I64, points: I64, dots: I64) -> I6
         or decimals.max() > 6
     ):
         return None
-    # the digits before the point, right-aligned, and those after it, left-aligned: fixed weights
-    before = _digits(data.take(points - MAX_WHOLE, MAX_WHOLE))
-    before_used = whole.astype(np.uint8)[:, None] >= _WHOLE_PLACES
-    after = _digits(data.take(points + 1, 6))
-    after_used = decimals.astype(np.uint8)[:, None] > _FRACTION_PLACES
-    if (before_used & (before > 9)).any() or (after_used & (after > 9)).any():
+    # 12 places before the point (digits right-aligned), the point, 6 after it (left-aligned), taken
+    # at once; the places a field uses are weighed by fixed powers of ten
+    digits = _digits(data.take(points - MAX_WHOLE, _AMOUNT_PLACES.size))
+    first = (MAX_WHOLE - whole).astype(np.uint8)[:, None]  # bytes: the comparisons' cheapest width
+    last = (MAX_WHOLE + decimals).astype(np.uint8)[:, None]
+    used = (first <= _AMOUNT_PLACES) & (last >= _AMOUNT_PLACES) & (_AMOUNT_PLACES != MAX_WHOLE)
+    if (used & (digits > 9)).any():
         return None
-    value: I64 = (before * before_used).astype(np.int64) @ _WHOLE_WEIGHTS
-    value += (after * after_used).astype(np.int64) @ _FRACTION_WEIGHTS
+    value: I64 = (digits * used).astype(np.int64) @ _AMOUNT_WEIGHTS
     return np.where(negative, -value, value)
 
 
@@ -277,8 +277,8 @@ _WINDOW: Final = 64
 _FIRST_YEAR: Final = 1970
 _LAST_YEAR: Final = 2242
 _DAYS_BEFORE_MONTH, _DAYS_IN_MONTH = _month_tables(_FIRST_YEAR, _LAST_YEAR)
-_WHOLE_PLACES: Final = np.arange(MAX_WHOLE, 0, -1, dtype=np.uint8)  # 12 .. 1 digits before the point
-_WHOLE_WEIGHTS: Final = 10 ** np.arange(MAX_WHOLE + 5, 5, -1, dtype=np.int64)  # 10^17 .. 10^6 micro
-_FRACTION_PLACES: Final = np.arange(6, dtype=np.uint8)
-_FRACTION_WEIGHTS: Final = 10 ** np.arange(5, -1, -1, dtype=np.int64)  # 10^5 .. 1 micro
+_AMOUNT_PLACES: Final = np.arange(MAX_WHOLE + 7, dtype=np.uint8)  # 12 digits, the point, 6 decimals
+_AMOUNT_WEIGHTS: Final = np.concatenate(
+    [10 ** np.arange(MAX_WHOLE + 5, 5, -1), [0], 10 ** np.arange(5, -1, -1)]
+).astype(np.int64)  # 10^17 .. 10^6 micro before the point, none for it, 10^5 .. 1 after
 _HASH_FACTORS: Final = np.random.default_rng(20260320).integers(1, 2**63, MAX_ID + 1, dtype=np.uint64) | 1
