@@ -35,9 +35,6 @@ BEGIN: Final = (
     # every trade_id is looked up in the unique index: never a hash join over the whole table
     "SET LOCAL enable_hashjoin = off",
     "SET LOCAL enable_mergejoin = off",
-    # the deferred indexes are built in memory, not sorted through temporary files (an upper bound:
-    # a build takes what its rows need, some 60 MB per million trades)
-    "SET LOCAL maintenance_work_mem = '1GB'",
 )
 STAGE_TRADES: Final = """
     CREATE TEMP TABLE import_trades (
