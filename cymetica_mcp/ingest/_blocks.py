@@ -254,15 +254,25 @@ def _amounts(data: _Bytes, starts: I64, ends: I64, points: I64, dots: I64) -> I6
     ):
         return None
     # 12 places before the point (digits right-aligned), the point, 6 after it (left-aligned), taken
-    # at once; the places a field uses are weighed by fixed powers of ten
-    digits = _digits(data.take(points - MAX_WHOLE, _AMOUNT_PLACES.size))
-    first = (MAX_WHOLE - whole).astype(np.uint8)[:, None]  # bytes: the comparisons' cheapest width
-    last = (MAX_WHOLE + decimals).astype(np.uint8)[:, None]
-    used = (first <= _AMOUNT_PLACES) & (last >= _AMOUNT_PLACES) & (_AMOUNT_PLACES != MAX_WHOLE)
+    # at once; which places a field uses depends only on its digits before and after the point
+    digits = _digits(data.take(points - MAX_WHOLE, _AMOUNT_WIDTH))
+    used = _USED_PLACES[whole, decimals]
     if (used & (digits > 9)).any():
         return None
-    value: I64 = (digits * used).astype(np.int64) @ _AMOUNT_WEIGHTS
+    value = _whole_micro(digits * used)
     return np.where(negative, -value, value)
+
+
+def _whole_micro(digits: NDArray[np.uint8]) -> I64:
+    """Micro-USDC from each row's 12 digits before the point, the point (0) and 6 after it, 0 where
+    unused: digits joined in pairs as bytes, then in fours as 16-bit words, so that only three
+    columns and three widen to int64 (all exact: at most 10^18 - 1)."""
+    whole, fraction = digits[:, :MAX_WHOLE], digits[:, MAX_WHOLE + 1 :]
+    pairs = whole[:, 0::2] * np.uint8(10) + whole[:, 1::2]  # 6 columns of 0..99
+    fours = pairs[:, 0::2].astype(np.uint16) * np.uint16(100) + pairs[:, 1::2]  # 3 of 0..9999
+    micro: I64 = fours.astype(np.int64) @ _FOURS  # the whole USDC, in micro
+    micro += (fraction[:, 0::2] * np.uint8(10) + fraction[:, 1::2]).astype(np.int64) @ _FRACTION_PAIRS
+    return micro
 
 
 def _month_tables(first: int, last: int) -> tuple[I64, I64]:
@@ -277,8 +287,21 @@ _WINDOW: Final = 64
 _FIRST_YEAR: Final = 1970
 _LAST_YEAR: Final = 2242
 _DAYS_BEFORE_MONTH, _DAYS_IN_MONTH = _month_tables(_FIRST_YEAR, _LAST_YEAR)
-_AMOUNT_PLACES: Final = np.arange(MAX_WHOLE + 7, dtype=np.uint8)  # 12 digits, the point, 6 decimals
-_AMOUNT_WEIGHTS: Final = np.concatenate(
-    [10 ** np.arange(MAX_WHOLE + 5, 5, -1), [0], 10 ** np.arange(5, -1, -1)]
-).astype(np.int64)  # 10^17 .. 10^6 micro before the point, none for it, 10^5 .. 1 after
+_AMOUNT_WIDTH: Final = MAX_WHOLE + 7  # 12 digits, the point, 6 decimals
+
+
+def _used_places() -> NDArray[np.bool_]:
+    """[whole digits, decimals] -> which of the `_AMOUNT_WIDTH` places hold the field's digits."""
+    place = np.arange(_AMOUNT_WIDTH)
+    whole = np.arange(MAX_WHOLE + 1)[:, None, None]
+    decimals = np.arange(7)[None, :, None]
+    used: NDArray[np.bool_] = (
+        (place >= MAX_WHOLE - whole) & (place <= MAX_WHOLE + decimals) & (place != MAX_WHOLE)
+    )
+    return used
+
+
+_USED_PLACES: Final = _used_places()
+_FOURS: Final = np.array([10**14, 10**10, 10**6], dtype=np.int64)
+_FRACTION_PAIRS: Final = np.array([10**4, 10**2, 1], dtype=np.int64)
 _HASH_FACTORS: Final = np.random.default_rng(20260320).integers(1, 2**63, MAX_ID + 1, dtype=np.uint64) | 1
