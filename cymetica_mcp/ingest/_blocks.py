@@ -84,12 +84,21 @@ class Users:
     """
 
     def __init__(self, ids: Mapping[str, int]) -> None:
-        known = [(key.encode(), ref) for key, ref in ids.items() if key.isascii() and 0 < len(key) <= MAX_ID]
+        # a block holding NUL is never taken, so an id holding one is never looked up: left out, the
+        # zero padding of the others is unambiguous
+        known = [
+            (key.encode(), ref)
+            for key, ref in ids.items()
+            if key.isascii() and 0 < len(key) <= MAX_ID and "\0" not in key
+        ]
         self.width = max((len(key) for key, _ in known), default=0)
         self.lengths = np.array([len(key) for key, _ in known], dtype=np.int64)
         text = b"".join(key.ljust(self.width, b"\0") for key, _ in known)
         self.text = np.frombuffer(text, dtype=np.uint8).reshape(len(known), self.width)
-        self.hashes = _hash(self.text, self.lengths)
+        # ids of at most 8 bytes (the usual case) are their own 64-bit word, mixed by an odd factor:
+        # one-to-one, so equal hashes are equal ids and the check byte for byte is not needed
+        self.narrow = self.width <= _WORD
+        self.hashes = _word_hash(self.text) if self.narrow else _hash(self.text, self.lengths)
         self.refs = np.array([ref for _, ref in known], dtype=np.int64)
         bits = max(4, (4 * len(known)).bit_length())  # at most a quarter full
         self.shift = np.uint64(64 - bits)
@@ -110,7 +119,7 @@ class Users:
         if not len(self.hashes) or width > self.width:
             return None
         text = data.take(starts, width) * (np.arange(width) < lengths[:, None])
-        hashes = _hash(text, lengths)
+        hashes = _word_hash(text) if self.narrow else _hash(text, lengths)
         home = (hashes >> self.shift).astype(np.int64)
         found = self.slots[home]
         for probe in range(1, self.probes):
@@ -118,13 +127,22 @@ class Users:
             if not missed.size:
                 break
             found[missed] = self.slots[(home[missed] + probe) & self.mask]
-        if (found < 0).any() or not (
-            (self.hashes[found] == hashes).all()
-            and (self.lengths[found] == lengths).all()
-            and (self.text[found, :width] == text).all()
+        if (found < 0).any() or not (self.hashes[found] == hashes).all():
+            return None
+        if not self.narrow and not (
+            (self.lengths[found] == lengths).all() and (self.text[found, :width] == text).all()
         ):
             return None
         return self.refs[found]
+
+
+def _word_hash(text: NDArray[np.uint8]) -> NDArray[np.uint64]:
+    """Each row's bytes (at most 8, zero padded) as one little-endian 64-bit word, times an odd
+    factor: a one-to-one hash."""
+    words = np.zeros((len(text), _WORD), dtype=np.uint8)
+    words[:, : text.shape[1]] = text
+    hashed: NDArray[np.uint64] = words.view("<u8").reshape(-1) * _HASH_FACTORS[0]
+    return hashed
 
 
 def _hash(text: NDArray[np.uint8], lengths: I64) -> NDArray[np.uint64]:
@@ -282,6 +300,7 @@ def _month_tables(first: int, last: int) -> tuple[I64, I64]:
     return days[:-1], np.diff(days)
 
 
+_WORD: Final = 8
 _PAD: Final = bytes(64)
 _WINDOW: Final = 64
 _FIRST_YEAR: Final = 1970

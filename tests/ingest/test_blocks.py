@@ -435,10 +435,17 @@ def test_users_are_found_exactly_and_a_hash_collision_only_sends_a_block_to_the_
         assert blocks.parse_trades(line.format(unknown).encode(), (0, 1, 2, 3, 4), users) is None
     assert blocks.parse_trades(line.format("a").encode(), (0, 1, 2, 3, 4), blocks.Users({})) is None
     with mock.patch.object(blocks, "_hash", lambda text, lengths: np.zeros(len(lengths), dtype=np.uint64)):
-        colliding = blocks.Users({"a": 1, "bb": 2})  # every id hashes alike
-        for user, ref in (("a", 1), ("bb", 2), ("c", None)):
+        wide = {"a-longer-id": 1, "bb-longer-id": 2}  # past 8 bytes: hashed, then checked byte for byte
+        colliding = blocks.Users(wide)  # every id hashes alike
+        for user, ref in (("a-longer-id", 1), ("bb-longer-id", 2), ("c-longer-id", None), ("a", None)):
             parsed = blocks.parse_trades(line.format(user).encode(), (0, 1, 2, 3, 4), colliding)
             assert parsed is None or parsed.user_ref.tolist() == [ref]  # never another user
+    # ids of at most 8 bytes are their own key; one holding NUL is left out (never "a" padded)
+    narrow = blocks.Users({"a\0": 1, "a": 2, "abcdefgh": 3, "abcdefg": 4})
+    both = (line.format("a") + line.format("abcdefgh") + line.format("abcdefg")).encode()
+    parsed = blocks.parse_trades(both, (0, 1, 2, 3, 4), narrow)
+    assert parsed is not None and parsed.user_ref.tolist() == [2, 3, 4]
+    assert blocks.parse_trades(line.format("abcdef").encode(), (0, 1, 2, 3, 4), narrow) is None
 
 
 # -- whole files ---------------------------------------------------------------------------------------
