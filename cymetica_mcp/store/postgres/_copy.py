@@ -12,11 +12,14 @@ refused in either format with the row's column named.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
-from typing import Final
+from contextlib import ExitStack
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import psycopg
 
 from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store._interface import AsciiIds
@@ -56,6 +59,33 @@ def lines(columns: Iterable[Iterable[object]]) -> bytes:
     """The COPY text of rows given as columns (texts already escaped with `texts`)."""
     body = "\n".join(map("\t".join, zip(*(map(str, column) for column in columns), strict=True)))
     return (body + "\n").encode() if body else b""
+
+
+class CopyStream:
+    """One `COPY ... FROM STDIN (FORMAT BINARY ...)` kept open across blocks of `BinaryRows` (their
+    own header and trailer cut, one of each sent): the server takes rows as they come instead of
+    waiting at each statement's end for the next. Nothing else may run on the connection until it
+    is closed."""
+
+    def __init__(self, conn: psycopg.Connection[Any], statement: str) -> None:
+        self._stack = ExitStack()
+        cursor = self._stack.enter_context(conn.cursor())
+        self._copy = self._stack.enter_context(cursor.copy(statement))
+        self._copy.write(BINARY_HEADER)
+
+    def write(self, rows: memoryview) -> None:
+        """The rows of a block's COPY data (`BinaryRows.numbered`)."""
+        self._copy.write(rows[len(BINARY_HEADER) : len(rows) - len(BINARY_TRAILER)])
+
+    def close(self) -> None:
+        """End the COPY: the server's error, if it refused a row, is raised here."""
+        self._copy.write(BINARY_TRAILER)
+        self._stack.close()
+
+    def abandon(self, error: BaseException) -> None:
+        """End the COPY as failed (the transaction is being rolled back because of `error`)."""
+        with contextlib.suppress(Exception):  # the connection may be gone: `error` is what matters
+            self._stack.__exit__(type(error), error, error.__traceback__)
 
 
 class BinaryRows:

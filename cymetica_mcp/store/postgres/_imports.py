@@ -24,10 +24,17 @@ import psycopg
 from cymetica_mcp.exact import exact_sum
 from cymetica_mcp.store import _totals
 from cymetica_mcp.store._imports import KnownUsers
-from cymetica_mcp.store._interface import PreparedTrades, RepeatedTradeIds, TradeColumns, TradeRow
+from cymetica_mcp.store._interface import I64, PreparedTrades, RepeatedTradeIds, TradeColumns, TradeRow
 from cymetica_mcp.store.postgres import _deferred as deferred
 from cymetica_mcp.store.postgres._connect import LOCK_SECONDS, Connection
-from cymetica_mcp.store.postgres._copy import TRADE_COLUMNS, BinaryRows, binary_trades, lines, texts
+from cymetica_mcp.store.postgres._copy import (
+    TRADE_COLUMNS,
+    BinaryRows,
+    CopyStream,
+    binary_trades,
+    lines,
+    texts,
+)
 from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
 
 BEGIN: Final = (
@@ -122,6 +129,11 @@ class PostgresImport:
                 (kind, capital, created_at, ref),
             )
 
+    def abandon(self, error: BaseException) -> None:
+        """The import is being rolled back because of `error`: leave the connection able to."""
+        if self._writer is not None:
+            self._writer.abandon(error)
+
     def trades(self) -> PostgresTrades:
         """The writer of this import's trades (the users so far are written first)."""
         self.write_users()
@@ -174,7 +186,7 @@ class Prepared:
 
     rows: TradeColumns
     block: BinaryRows
-    users: list[int]  # the users its rows name
+    users: I64  # the user of each of its rows
     volume: int
     abs_pnl: int
     bulk: bool  # may be loaded before its trade_ids are checked (`PostgresTrades`' bulk load)
@@ -214,13 +226,14 @@ class PostgresTrades:
         self.repeated = False  # a bulk load met a repeated trade_id and was rolled back
         self.before_id = self.last_id = int(_one(conn, "SELECT coalesce(max(id), 0) FROM trades"))
         self.volume_added = self.abs_pnl_added = 0
-        self.users_named: set[int] = set()
+        self.users_named = np.zeros(0, dtype=np.bool_)  # by ref: whether a row written names it
         self._planned = self.before_id + 1  # the id `prepare` numbers its next block from
         self._saving = False  # whether a block's savepoint is set
         self._empty = self.before_id == 0  # into an empty table: its indexes may be built at the end
         self._bulk = bulk and self._empty  # prepared blocks may be loaded unchecked
         self._deferred: dict[str, str] = {}  # constraints dropped until the end: name -> definition
         self._unique: str | None = None  # the deferred unique trade_id constraint, while it is
+        self._stream: CopyStream | None = None  # the bulk load's one COPY, while it is open
 
     def prepare(self, rows: TradeColumns) -> Prepared:
         """The rows as binary COPY data (runs on the import's parsing thread, block after block in
@@ -238,7 +251,7 @@ class PostgresTrades:
         return Prepared(
             rows,
             block,
-            np.flatnonzero(np.bincount(rows.user_ref)).tolist() if rows.lines else [],
+            rows.user_ref,
             exact_sum(rows.volume),
             exact_sum(np.abs(rows.pnl)),
             bulk,
@@ -253,8 +266,7 @@ class PostgresTrades:
         block = binary_trades(self.last_id + 1, [str(i) for i in columns[0]], numbers)
         volume = sum(int(v) for v in columns[3])
         abs_pnl = sum(abs(int(p)) for p in columns[4])
-        users = sorted({int(u) for u in columns[1]})
-        return self._write(block, users, volume, abs_pnl, bulk=False)
+        return self._write(block, numbers[0], volume, abs_pnl, bulk=False)
 
     def write_prepared(self, prepared: PreparedTrades) -> int:
         """Write prepared rows; return how many were new."""
@@ -262,20 +274,26 @@ class PostgresTrades:
             prepared = self._prepared(prepared.rows, bulk=False)
         return self._write(prepared.block, prepared.users, prepared.volume, prepared.abs_pnl, prepared.bulk)
 
-    def _write(self, block: BinaryRows, users: list[int], volume: int, abs_pnl: int, bulk: bool) -> int:
+    def _write(self, block: BinaryRows, users: I64, volume: int, abs_pnl: int, bulk: bool) -> int:
         """Write the rows of `block`, naming `users`, of `volume` and `abs_pnl` micro-USDC in all
         (`bulk`: it may be loaded unchecked); return how many were new."""
         if not block.count:
             return 0
-        self.users_named.update(users)
+        if int(users.max()) >= len(self.users_named):
+            self.users_named = np.concatenate(
+                [self.users_named, np.zeros(int(users.max()) + 1 - len(self.users_named), dtype=np.bool_)]
+            )
+        self.users_named[users] = True
         if self._empty:  # the first rows into an empty table
             self._empty = False
             self._defer(unique=bulk)
         elif self._unique is not None and not bulk:  # rows to check as they come: the index first
             self._build([self._unique])
         data = block.numbered(self.last_id + 1)
-        if self._unique is not None:  # the bulk load: no index to meet, no savepoint needed
-            _copy(self.conn, COPY_FROZEN, data)
+        if self._unique is not None:  # the bulk load: no index to meet, no savepoint, one COPY
+            if self._stream is None:
+                self._stream = CopyStream(self.conn, COPY_FROZEN)
+            self._stream.write(data)
             return self._added(block.count, volume, abs_pnl)
         # one round trip (not two a block): the last block's savepoint released, this one's set
         if self._saving:
@@ -311,6 +329,9 @@ class PostgresTrades:
         """Add back the constraints `names` dropped by `_defer` (their indexes built from the rows).
         The unique trade_id index ends a bulk load: `RepeatedTradeIds`, with every row of it rolled
         back, if a trade_id is repeated."""
+        if self._stream is not None:  # the bulk load's COPY ends first
+            self._stream.close()
+            self._stream = None
         constraints = {name: self._deferred.pop(name) for name in names}
         if self._unique not in names:
             deferred.add(self.conn, constraints)
@@ -324,6 +345,12 @@ class PostgresTrades:
             self._saving, self.repeated = False, True
             raise RepeatedTradeIds from None
         self.conn.execute(f"RELEASE SAVEPOINT {BULK_SAVEPOINT}")
+
+    def abandon(self, error: BaseException) -> None:
+        """The import is being rolled back because of `error`: end the bulk load's COPY if open."""
+        if self._stream is not None:
+            self._stream.abandon(error)
+            self._stream = None
 
     def restore_keys(self) -> None:
         """Build every constraint `_defer` dropped (once; nothing if none was dropped)."""
@@ -368,7 +395,7 @@ class PostgresTrades:
         missing = self.conn.execute(
             "SELECT count(*) FROM unnest(%s::bigint[]) AS named (ref)"
             " WHERE NOT EXISTS (SELECT 1 FROM users WHERE id = named.ref)",
-            (sorted(self.users_named),),
+            (np.flatnonzero(self.users_named).tolist(),),
         ).fetchone()
         if missing is None or missing[0]:
             raise psycopg.errors.ForeignKeyViolation("a trade names a user that is not stored")

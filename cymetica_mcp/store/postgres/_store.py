@@ -117,7 +117,11 @@ class PostgresStore:
         with self.address.translated(writing=True), self.address.connect(autocommit=True) as conn:
             with conn.transaction():
                 tx = PostgresImport(conn, self._users)
-                yield tx
+                try:
+                    yield tx
+                except BaseException as error:  # a COPY left open would keep the rollback from running
+                    tx.abandon(error)
+                    raise
                 tx.write_users()
             self._listener.committed()
 
