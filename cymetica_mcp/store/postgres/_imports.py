@@ -6,10 +6,10 @@ Imports take turns on the `data_version` row of `meta` (`SELECT ... FOR UPDATE`,
 trades get their ids from the import, densely, in the order they were stored, as in SQLite.
 
 Users are kept in memory and written in bulk (`COPY`) before the first trade and at the end, so a
-file of 200,000 users costs a few statements, not 200,000. Each block of trades is copied into a
-staging table and moved into `trades` by one statement that keeps the first row of each trade_id
-(within the block, and against what is stored: a stored trade never changes) and numbers the new
-ones in file order.
+file of 200,000 users costs a few statements, not 200,000. Trades go in blocks by binary `COPY`
+(`PostgresTrades`): straight into `trades` while no trade_id repeats, through a staging table that
+keeps the first row of each trade_id (within the block, and against what is stored: a stored trade
+never changes) when one does; into an empty `trades`, as one bulk load checked once at its end.
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ class PostgresImport:
             )
 
     def abandon(self, error: BaseException) -> None:
-        """The import is being rolled back because of `error`: leave the connection able to."""
+        """The import is being rolled back because of `error`: end what would keep the rollback from
+        running (the bulk load's COPY, if open)."""
         if self._writer is not None:
             self._writer.abandon(error)
 
@@ -208,8 +209,9 @@ class PostgresTrades:
     Into an EMPTY `trades`, the primary key and the unique trade_id index are built once at the end
     (`_defer`), not row by row. The ids are the import's own (dense, unique by construction). The
     trade_ids are not checked while the prepared blocks of such an import are loaded (a bulk load,
-    `bulk=True`): after a savepoint the table is truncated and each block copied with `FREEZE` (rows
-    written visible and frozen: the index builds and ANALYZE after it find nothing to mark), without a
+    `bulk=True`): after a savepoint the table is truncated and every block copied through one COPY
+    kept open (`CopyStream`: the server never waits between blocks) with `FREEZE` (rows written
+    visible and frozen: the index builds and ANALYZE after it find nothing to mark), without a
     savepoint of its own or an index to meet. Building the unique index then checks them all at once.
     If it finds a repeat, the writer rolls back to the savepoint (the table empty again, its indexes
     back) and raises `RepeatedTradeIds`. The caller then reads the trades again with a new writer
