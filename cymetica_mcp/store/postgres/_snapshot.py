@@ -1,9 +1,11 @@
 """One read transaction over the PostgreSQL store: what the engine's index loads, all at one version.
 
 `REPEATABLE READ, READ ONLY`: every query inside sees the same committed state. Trade columns come in
-blocks of `BLOCK_ROWS` ids, each column of a block as one `bytea` of big-endian int64 values
-(`string_agg(int8send(...))`), so millions of trades cross the wire as a few large values that numpy
-reads at once, not as millions of rows that Python would build one by one.
+blocks of `BLOCK_ROWS` ids, each block as one `bytea` of big-endian int64 values, a row's four after
+one another (`string_agg(int8send(...) || ..., ORDER BY id)`), so millions of trades cross the wire
+as a few large values that numpy reads at once, not as millions of rows that Python would build one
+by one. One aggregate a block sorts its rows once (four, one a column, sorted them four times: 15.5 s
+for 10M trades against 8.4 s, and 12-14 ms against 6-7 ms for a refresh of 10k).
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from cymetica_mcp.store.postgres._connect import Connection
 BLOCK_ROWS: Final = 1_000_000
 _WIRE: Final = np.dtype(">i8")
 COLUMNS: Final = """
-    SELECT coalesce(string_agg(int8send(user_ref), ''::bytea ORDER BY id), ''::bytea),
-           coalesce(string_agg(int8send(ts), ''::bytea ORDER BY id), ''::bytea),
-           coalesce(string_agg(int8send(volume_micro), ''::bytea ORDER BY id), ''::bytea),
-           coalesce(string_agg(int8send(pnl_micro), ''::bytea ORDER BY id), ''::bytea)
+    SELECT coalesce(string_agg(
+        int8send(user_ref) || int8send(ts) || int8send(volume_micro) || int8send(pnl_micro), ''::bytea
+        ORDER BY id
+    ), ''::bytea)
     FROM trades WHERE id > %s AND id <= %s
 """
 
@@ -65,6 +67,7 @@ class PostgresSnapshot:
         for start in range(after, upto, BLOCK_ROWS):
             row = self.conn.execute(COLUMNS, (start, min(start + BLOCK_ROWS, upto))).fetchone()
             assert row is not None
-            columns = [np.frombuffer(value, dtype=_WIRE).astype(np.int64) for value in row]
-            if len(columns[0]):
-                yield columns[0], columns[1], columns[2], columns[3]
+            rows = np.frombuffer(row[0], dtype=_WIRE).reshape(-1, 4)
+            if len(rows):
+                user, ts, volume, pnl = (rows[:, i].astype(np.int64) for i in range(4))
+                yield user, ts, volume, pnl
