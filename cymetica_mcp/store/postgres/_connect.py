@@ -105,3 +105,10 @@ def short(reason: str) -> str:
     connection's stage before the last colon ("connection to server at ..., port N failed: FATAL:
     the database system is shutting down" -> "the database system is shutting down")."""
     return reason.rsplit(": ", 1)[-1].strip() or reason
+
+
+def one(conn: Connection, query: str) -> Any:
+    """The first column of the one row `query` returns."""
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]

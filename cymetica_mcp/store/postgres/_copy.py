@@ -61,6 +61,12 @@ def lines(columns: Iterable[Iterable[object]]) -> bytes:
     return (body + "\n").encode() if body else b""
 
 
+def copy_in(conn: psycopg.Connection[Any], statement: str, data: bytes | memoryview) -> None:
+    """Run `COPY ... FROM STDIN` with `data` as its whole input."""
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(data)
+
+
 class CopyStream:
     """One `COPY ... FROM STDIN (FORMAT BINARY ...)` kept open across blocks of `BinaryRows` (their
     own header and trailer cut, one of each sent): the server takes rows as they come instead of
