@@ -75,9 +75,13 @@ class CopyStream:
 
     def __init__(self, conn: psycopg.Connection[Any], statement: str) -> None:
         self._stack = ExitStack()
-        cursor = self._stack.enter_context(conn.cursor())
-        self._copy = self._stack.enter_context(cursor.copy(statement))
-        self._copy.write(BINARY_HEADER)
+        try:
+            cursor = self._stack.enter_context(conn.cursor())
+            self._copy = self._stack.enter_context(cursor.copy(statement))
+            self._copy.write(BINARY_HEADER)
+        except BaseException as error:
+            self.abandon(error)
+            raise
 
     def write(self, rows: memoryview) -> None:
         """The rows of a block's COPY data (`BinaryRows.numbered`)."""

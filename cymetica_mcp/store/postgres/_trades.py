@@ -203,8 +203,8 @@ class PostgresTrades:
         The unique trade_id index ends a bulk load: `RepeatedTradeIds`, with every row of it rolled
         back, if a trade_id is repeated."""
         if self._stream is not None:  # the bulk load's COPY ends first
-            self._stream.close()
-            self._stream = None
+            stream, self._stream = self._stream, None
+            stream.close()
         constraints = {name: self._deferred.pop(name) for name in names}
         if self._unique not in names:
             deferred.add(self.conn, constraints)
@@ -222,8 +222,8 @@ class PostgresTrades:
     def abandon(self, error: BaseException) -> None:
         """The import is being rolled back because of `error`: end the bulk load's COPY if open."""
         if self._stream is not None:
-            self._stream.abandon(error)
-            self._stream = None
+            stream, self._stream = self._stream, None
+            stream.abandon(error)
 
     def restore_keys(self) -> None:
         """Build every constraint `_defer` dropped (once; nothing if none was dropped)."""
