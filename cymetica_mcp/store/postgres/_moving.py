@@ -22,7 +22,7 @@ from cymetica_mcp.errors import AnalyticsError
 from cymetica_mcp.store import _totals
 from cymetica_mcp.store._moving import Held, KeyRow, SettingRow, TradeBlock, UserRow
 from cymetica_mcp.store.postgres._connect import LOCK_SECONDS, Connection
-from cymetica_mcp.store.postgres._copy import lines
+from cymetica_mcp.store.postgres._copy import copy_in, lines
 from cymetica_mcp.store.postgres._schema import IMPORT_CHANNEL
 from cymetica_mcp.store.postgres._store import PostgresStore
 
@@ -118,7 +118,7 @@ class PostgresFilling:
         if rows:
             columns = list(zip(*rows, strict=True))
             columns[1] = tuple(_texts(list(columns[1]), "user_id"))
-            self._copy(f"COPY users ({USER_COLUMNS}) FROM STDIN", lines(columns))
+            copy_in(self.conn, f"COPY users ({USER_COLUMNS}) FROM STDIN", lines(columns))
 
     def write_keys(self, rows: list[KeyRow]) -> None:
         """Store the API keys with their ids (a few rows: one statement each)."""
@@ -141,8 +141,10 @@ class PostgresFilling:
                 ids,
                 *(c.tolist() for c in (block.user_ref, block.ts, block.volume, block.pnl)),
             ]
-            self._copy(
-                "COPY trades (id, trade_id, user_ref, ts, volume_micro, pnl_micro) FROM STDIN", lines(columns)
+            copy_in(
+                self.conn,
+                "COPY trades (id, trade_id, user_ref, ts, volume_micro, pnl_micro) FROM STDIN",
+                lines(columns),
             )
 
     def finish(self, data_version: int, totals: tuple[int, int] | None) -> None:
@@ -160,10 +162,6 @@ class PostgresFilling:
                 f" coalesce((SELECT max(id) FROM {table}), 1), (SELECT count(*) > 0 FROM {table}))"
             )
         self.conn.execute("SELECT pg_notify(%s, %s)", (IMPORT_CHANNEL, f"import {data_version}"))
-
-    def _copy(self, statement: str, text: bytes) -> None:
-        with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
-            copy.write(text)
 
 
 class PostgresSource:
